@@ -1,0 +1,1 @@
+"""magpie-datasets: Magpie alignment-data synthesis as Hugging Face `datasets` stages."""

@@ -1,0 +1,46 @@
+"""The one small interface every stage generates through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding options, engine-independent. `temperature == 0` means greedy."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 2048
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation of one prompt."""
+
+    text: str  # cut before the stop string / stop token, which is not included
+    finish_reason: str  # "stop" (end-of-turn or stop string) or "length" (hit max_tokens)
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Engine(Protocol):
+    """What a stage needs from a loaded model.
+
+    `generate(["<prompt>"], Sampling(n=3))` -> `[[Completion, Completion, Completion]]`:
+    one list per prompt, `sampling.n` completions each, in order. Prompts are
+    full strings; an engine tokenizes them with `add_special_tokens=False`
+    (templates already put the BOS in the text).
+    """
+
+    name: str  # "transformers" | "vllm"
+    model_id: str  # what rows record as the generator (hub id, or the local path)
+    tokenizer: object  # a transformers PreTrainedTokenizerBase
+
+    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]: ...
