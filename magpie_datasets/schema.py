@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
+import pyarrow as pa
 from datasets import Features, Sequence, Value
+from datasets.features.features import get_nested_type
 
 GEN_INPUT_CONFIGS = {
     "temperature": Value("float64"),
@@ -62,6 +64,35 @@ RESPONSE_FEATURES = Features(
         "response_length": Value("int64"),
     }
 )
+
+
+class TypedList(list):
+    """A plain list that also tells Arrow its type.
+
+    `Dataset.map` infers a column's type from the first batch it writes; a column
+    that is all None there (no issue, no tag yet) would be typed null and the
+    next batch with a value would fail. Arrow asks `__arrow_array__` instead.
+    """
+
+    def __init__(self, values, pa_type: pa.DataType):
+        super().__init__(values)
+        self.pa_type = pa_type
+
+    def __arrow_array__(self, type=None):
+        return pa.array(list(self), type=self.pa_type)
+
+
+def typed_batch(columns: Mapping[str, list], features: Mapping[str, Any]) -> dict[str, list]:
+    """Give each output column whose name is in `features` its declared Arrow type.
+
+    >>> out = typed_batch({"response_issue": [None, None]}, RESPONSE_FEATURES)
+    >>> out["response_issue"], out["response_issue"].pa_type
+    ([None, None], DataType(string))
+    """
+    return {
+        name: TypedList(values, get_nested_type(features[name])) if name in features else values
+        for name, values in columns.items()
+    }
 
 
 class MissingColumnError(KeyError):
