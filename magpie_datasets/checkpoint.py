@@ -1,0 +1,381 @@
+"""Exactly-once resumable runs: batched map functions applied batch by batch to a checkpoint.
+
+    steps = [(add_magpie_instructions, {"max_tokens": 64}), (generate_responses, {"max_tokens": 128})]
+    ds = run_resumable(empty(1000), steps, "run.ckpt", batch_size=64)   # kill it, run it again: it resumes
+
+Batch `i` is the fixed slice of input rows `[i * batch_size, (i + 1) * batch_size)`; every
+step runs on it (as `Dataset.map(fn, batched=True)` would, output columns replacing input
+columns of the same name) and the finished batch is written as one Arrow file with an atomic
+write (temporary file, fsync, `os.replace`). A killed run therefore leaves only whole batches,
+and running the same call again computes just the missing ones: no row lost, none duplicated.
+Because the boundaries are fixed, seeds derived per batch (`generate.batch_seed`) give the same
+rows whether or not the run was interrupted.
+
+`manifest.json` records the run's identity: each step's function and keyword arguments, the
+input's content hash and row count, and the batch size. A directory that holds a different run
+is refused with one error that says what differs. `save_dataset` gives output directories the
+same guarantees: written whole or not at all, and never over a different run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+from datasets import Dataset, DatasetInfo, Features, concatenate_datasets
+from datasets.features.features import get_nested_type
+from datasets.fingerprint import Hasher
+from tqdm.auto import tqdm
+
+__all__ = ["CheckpointMismatchError", "run_identity", "run_resumable", "save_dataset"]
+
+MANIFEST = "manifest.json"
+RUN_FILE = "magpie_run.json"  # written next to a saved dataset: which run produced it
+FORMAT_VERSION = 1
+_HASH_ROWS = 10_000  # rows per slice when hashing the input's content
+
+Step = tuple[Callable[..., Mapping[str, list]], Mapping[str, Any]]
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint or output directory already holds a different run (or something else)."""
+
+
+# ---------------------------------------------------------------- identity
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-able stand-in for a keyword argument: itself, or a content hash for other objects."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return {"__hash__": Hasher.hash(value), "__type__": type(value).__qualname__}
+
+
+def _function_name(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def input_fingerprint(ds: Dataset) -> str:
+    """sha256 of the dataset's rows and column types (not of where it is stored).
+
+    The same rows give the same hash whether built in memory or loaded from disk.
+    """
+    digest = hashlib.sha256()
+    table = ds.with_format("arrow")
+    for start in range(0, len(ds), _HASH_ROWS):
+        part = table[start : start + _HASH_ROWS]
+        part = part.replace_schema_metadata(None).combine_chunks()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, part.schema) as writer:
+            writer.write_table(part)
+        digest.update(sink.getvalue())
+    if len(ds) == 0:
+        digest.update(str(ds.features).encode())
+    return digest.hexdigest()
+
+
+def run_identity(ds: Dataset, steps: Sequence[Step], batch_size: int) -> dict[str, Any]:
+    """What makes two runs the same run: steps with their kwargs, the input, the batch size."""
+    return {
+        "format": FORMAT_VERSION,
+        "steps": [{"function": _function_name(fn), "fn_kwargs": _canonical(dict(kw or {}))} for fn, kw in steps],
+        "input": {"num_rows": len(ds), "fingerprint": input_fingerprint(ds)},
+        "batch_size": int(batch_size),
+    }
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Readable list of where two identities differ, e.g. `steps[0].fn_kwargs.seed: 0 != 1`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            where = f"{path}.{key}" if path else key
+            if key not in old or key not in new:
+                out.append(f"{where}: {'(absent)' if key not in old else _short(old[key])} != "
+                           f"{'(absent)' if key not in new else _short(new[key])}")
+            else:
+                out.extend(_differences(old[key], new[key], where))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{path}[{i}]")]
+        if len(old) != len(new):
+            out.append(f"{path}: {len(old)} entries != {len(new)}")
+        return out
+    return [] if old == new else [f"{path}: {_short(old)} != {_short(new)}"]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _mismatch(directory: Path, what: str, old: dict, new: dict, fix: str) -> CheckpointMismatchError:
+    diffs = _differences(old, new)[:6]
+    return CheckpointMismatchError(
+        f"{directory} already holds a different {what} ({'; '.join(diffs) or 'identity differs'}). "
+        f"{fix}"
+    )
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every OS/filesystem lets a directory be opened
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success fsync it and rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with _atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def _write_arrow(path: Path, table: pa.Table) -> None:
+    with _atomic_path(path) as tmp:
+        # IPC stream format: what `Dataset.from_file` memory-maps.
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold an advisory lock on the directory so two live runs cannot share it (freed on kill -9)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock, the atomic writes still hold
+        yield
+        return
+    with open(directory / "lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointMismatchError(
+                f"Another process is running in checkpoint directory {directory}. "
+                "Wait for it to finish, or give this run its own checkpoint directory."
+            ) from None
+        yield
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _open_checkpoint(directory: Path, identity: dict) -> None:
+    """Create the manifest, or check that the one there describes this same run."""
+    manifest = directory / MANIFEST
+    if manifest.exists():
+        old = json.loads(manifest.read_text())
+        if old != identity:
+            raise _mismatch(
+                directory,
+                "run",
+                old,
+                identity,
+                "Use another checkpoint directory for this run, or delete that one to start it over.",
+            )
+        return
+    leftovers = [p.name for p in directory.iterdir() if p.name != "lock" and not p.name.startswith(".tmp-")]
+    if leftovers:
+        raise CheckpointMismatchError(
+            f"{directory} is not empty and has no {MANIFEST}, so it is not a checkpoint of this run "
+            f"(found {sorted(leftovers)[:5]}). Give the run an empty or new checkpoint directory."
+        )
+    _write_json(manifest, identity)
+
+
+def _batch_path(directory: Path, index: int) -> Path:
+    return directory / "batches" / f"{index:07d}.arrow"
+
+
+def _apply_steps(batch: dict[str, list], steps: Sequence[Step], rows: int) -> dict[str, list]:
+    for fn, kwargs in steps:
+        out = fn(batch, **dict(kwargs or {}))
+        bad = {name: len(values) for name, values in out.items() if len(values) != rows}
+        if bad:
+            raise ValueError(
+                f"{_function_name(fn)} returned {bad} rows for a batch of {rows}: run_resumable needs "
+                "steps that return one output row per input row."
+            )
+        batch = {**batch, **out}
+    return batch
+
+
+def _run_batch(ds: Dataset, steps: Sequence[Step], start: int, stop: int) -> pa.Table:
+    source = ds.with_format("arrow")[start:stop]
+    original = ds.with_format(None)[start:stop]
+    out = _apply_steps(dict(original), steps, stop - start)
+    arrays = {}
+    for name, values in out.items():
+        if name in original and values is original[name]:
+            arrays[name] = source.column(name)  # untouched input column: keep its type exactly
+        elif hasattr(values, "__arrow_array__"):
+            arrays[name] = values.__arrow_array__()
+        else:
+            arrays[name] = pa.array(list(values))
+    return pa.table(arrays)
+
+
+def _assemble(files: list[Path], input_features: Features) -> Dataset:
+    """One Dataset memory-mapping the batch files, types unified across batches."""
+    parts = [Dataset.from_file(str(f)) for f in files]
+    schemas = [p.data.schema.remove_metadata() for p in parts]
+    if any(s != schemas[0] for s in schemas[1:]):
+        # A column typed null in one batch (all None) and string in another: promote.
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+        features = Features.from_arrow_schema(unified)
+        parts = [p.cast(features) if p.data.schema.remove_metadata() != unified else p for p in parts]
+    ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    # Input columns the steps left alone keep their declared features (ClassLabel, ...).
+    kept = {
+        name: feature
+        for name, feature in input_features.items()
+        if name in ds.features and ds.features[name] != feature
+        and ds.data.schema.field(name).type == get_nested_type(feature)
+    }
+    if not kept:
+        return ds
+    # Same Arrow types, so only the declared features change: no rewrite of the data.
+    return Dataset(ds.data, info=DatasetInfo(features=Features({**ds.features, **kept})))
+
+
+def run_resumable(
+    ds: Dataset,
+    steps: Sequence[Step],
+    checkpoint_dir: str | os.PathLike,
+    batch_size: int = 64,
+    desc: str | None = None,
+) -> Dataset:
+    """Apply `steps` (batched map functions with their kwargs) to `ds`, resumably and exactly once.
+
+    Input: a Dataset and `[(fn, fn_kwargs), ...]`, each `fn(batch, **fn_kwargs) -> dict of lists`
+    with one output row per input row. Output: the same rows with the steps' columns, as
+    `ds.map(fn1, batched=True, batch_size=batch_size).map(fn2, ...)` would give, memory-mapped
+    from `checkpoint_dir/batches/`. Call it again with the same arguments after a crash to
+    finish the run; a finished run is only read back.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if len(ds) == 0:
+        raise ValueError(
+            "The input dataset has no rows, so there is nothing to generate. "
+            "Pass a dataset with at least one row (e.g. magpie.empty(n) with n >= 1)."
+        )
+    if not steps:
+        raise ValueError("run_resumable needs at least one (function, fn_kwargs) step")
+    ds = ds.flatten_indices() if ds._indices is not None else ds  # slices must be cheap and stable
+    identity = run_identity(ds, steps, batch_size)
+    directory = Path(checkpoint_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    n_batches = -(-len(ds) // batch_size)
+    with _exclusive(directory):
+        _open_checkpoint(directory, identity)
+        (directory / "batches").mkdir(exist_ok=True)
+        for stale in (directory / "batches").glob(".tmp-*"):  # left by a killed write
+            stale.unlink(missing_ok=True)
+        files = [_batch_path(directory, i) for i in range(n_batches)]
+        todo = [i for i, f in enumerate(files) if not f.exists()]
+        bar = tqdm(total=n_batches, initial=n_batches - len(todo), desc=desc or "batches", unit="batch")
+        for i in todo:
+            start, stop = i * batch_size, min((i + 1) * batch_size, len(ds))
+            table = _run_batch(ds, steps, start, stop)
+            _write_arrow(files[i], table)
+            bar.update(1)
+        bar.close()
+
+        for i, part_rows in enumerate(_rows_per_file(files)):
+            expected = min((i + 1) * batch_size, len(ds)) - i * batch_size
+            if part_rows != expected:
+                raise CheckpointMismatchError(
+                    f"{files[i]} holds {part_rows} rows where batch {i} has {expected}: the checkpoint "
+                    f"was changed by hand. Delete {directory} to start the run over."
+                )
+        return _assemble(files, ds.features)
+
+
+def _rows_per_file(files: list[Path]) -> Iterator[int]:
+    for f in files:
+        with pa.memory_map(str(f)) as source:
+            yield sum(b.num_rows for b in pa.ipc.open_stream(source))
+
+
+# ---------------------------------------------------------------- output directories
+
+
+def save_dataset(ds: Dataset, output_dir: str | os.PathLike, identity: Mapping[str, Any]) -> Path:
+    """`ds.save_to_disk(output_dir)`, all or nothing, refusing a directory that holds another run.
+
+    The dataset is saved to a temporary sibling and renamed into place, with `magpie_run.json`
+    (the run identity) beside it. Returns the path.
+    """
+    output = Path(output_dir)
+    check_output(output, identity)
+    if output.exists():  # same run, already complete
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in output.parent.glob(f".tmp-{output.name}-*"):  # left by a save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{output.name}-", dir=output.parent))
+    try:
+        ds.save_to_disk(str(tmp))
+        _write_json(tmp / RUN_FILE, dict(identity))
+        os.replace(tmp, output)  # atomic for a directory: `output` did not exist
+        _fsync_dir(output.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return output
+
+
+def check_output(output_dir: str | os.PathLike, identity: Mapping[str, Any]) -> bool:
+    """True when `output_dir` already holds this finished run, False when it is absent or empty.
+
+    Raises `CheckpointMismatchError` when it holds a different run or files of something else.
+    """
+    output = Path(output_dir)
+    if not output.exists():
+        return False
+    if not output.is_dir():
+        raise CheckpointMismatchError(f"Output {output} exists and is not a directory. Choose another --output.")
+    if not any(output.iterdir()):
+        output.rmdir()  # an empty directory is as good as none; `os.replace` needs it gone
+        return False
+    run_file = output / RUN_FILE
+    if not run_file.exists():
+        raise CheckpointMismatchError(
+            f"Output directory {output} already holds files that this run did not write "
+            f"(no {RUN_FILE}). Choose another --output, or delete {output}."
+        )
+    old = json.loads(run_file.read_text())
+    if old != json.loads(json.dumps(dict(identity), sort_keys=True)):
+        raise _mismatch(output, "run", old, dict(identity), "Choose another --output, or delete it to replace it.")
+    return True
