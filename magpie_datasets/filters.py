@@ -1,0 +1,206 @@
+"""Filters on the Magpie tags: predicates for `Dataset.filter`, paper presets, dedup, longest-k.
+
+    ds = ds.filter(filters.min_quality("good") & filters.min_reward(-10) & filters.is_unique)
+    ds = ds.filter(filters.PAPER["pro-300k"])      # the row rules of a published recipe ...
+    ds = filters.longest(ds, 300_000)               # ... then its whole-dataset step
+    ds = filters.apply_recipe(ds, "pro-300k")       # both at once
+
+A predicate is a `RowFilter`: called on one row (a dict of values, what `ds.filter(f)` passes
+by default) it returns a bool; called on a batch (a dict of lists, `ds.filter(f, batched=True)`,
+faster) it returns a list of bools. It tells the two apart by the type of the first column it
+reads: every column a filter reads holds scalars (str, float, None), so a list means a batch.
+A missing column raises one error naming the stage that writes it.
+
+Labels compare by their order in the paper (DESIGN §5), case and surrounding spaces ignored;
+a missing or unknown label fails every threshold. A missing (None/NaN) reward fails too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from datasets import Dataset
+
+from .schema import require_columns
+
+QUALITY = ("very poor", "poor", "average", "good", "excellent")
+DIFFICULTY = ("very easy", "easy", "medium", "hard", "very hard")
+CODING_TASK = "Coding & Debugging"
+
+# column -> the stage that writes it (named in missing-column errors)
+PRODUCERS = {
+    "uuid": "empty (or add_magpie_instructions)",
+    "instruction": "add_magpie_instructions",
+    "response_length": "generate_responses",
+    "input_quality": "tag_with_llm (tags=['quality'])",
+    "difficulty": "tag_with_llm (tags=['difficulty'])",
+    "task_category": "tag_with_llm (tags=['task_category'])",
+    "instruct_reward": "add_rewards",
+    "reward_difference": "reward_diff",
+    "min_similar_uuid": "min_neighbor_distance",
+    "language": "tag_language",
+}
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """A row predicate for `Dataset.filter`, single rows or batches; combine with `&`."""
+
+    name: str
+    rule: Callable[[Mapping[str, Any]], bool] = field(repr=False)
+    columns: tuple[str, ...]
+
+    def __call__(self, example: Mapping[str, Any]) -> bool | list[bool]:
+        require_columns(example, {c: PRODUCERS.get(c, "the stage that writes it") for c in self.columns},
+                        f"filter {self.name}")
+        first = example[self.columns[0]]
+        if not isinstance(first, list):
+            return bool(self.rule(example))
+        batch = {c: example[c] for c in self.columns}
+        return [bool(self.rule({c: batch[c][i] for c in self.columns})) for i in range(len(first))]
+
+    def __and__(self, other: "RowFilter") -> "RowFilter":
+        return all_of(self, other)
+
+
+def all_of(*filters: RowFilter, name: str | None = None) -> RowFilter:
+    """One filter keeping the rows every one of `filters` keeps."""
+    columns = tuple(dict.fromkeys(c for f in filters for c in f.columns))
+    rules = tuple(f.rule for f in filters)
+    return RowFilter(name or " & ".join(f.name for f in filters), lambda row: all(r(row) for r in rules), columns)
+
+
+def _rank(order: tuple[str, ...], label: Any) -> int:
+    if not isinstance(label, str):
+        return -1
+    try:
+        return order.index(" ".join(label.strip().lower().split()))
+    except ValueError:
+        return -1
+
+
+def _at_least(order: tuple[str, ...], column: str, label: str) -> RowFilter:
+    floor = _rank(order, label)
+    if floor < 0:
+        raise ValueError(f"Unknown {column} label {label!r}: choose one of {', '.join(order)}")
+    return RowFilter(f"{column} >= {order[floor]}", lambda row: _rank(order, row[column]) >= floor, (column,))
+
+
+def min_quality(label: str = "good", column: str = "input_quality") -> RowFilter:
+    """Keep rows whose input quality is at least `label` (very poor < poor < average < good < excellent)."""
+    return _at_least(QUALITY, column, label)
+
+
+def min_difficulty(label: str = "easy", column: str = "difficulty") -> RowFilter:
+    """Keep rows whose difficulty is at least `label` (very easy < easy < medium < hard < very hard)."""
+    return _at_least(DIFFICULTY, column, label)
+
+
+def _greater(column: str, threshold: float) -> RowFilter:
+    def rule(row):
+        value = row[column]
+        return value is not None and not math.isnan(value) and value > threshold
+
+    return RowFilter(f"{column} > {threshold:g}", rule, (column,))
+
+
+def min_reward(threshold: float = -10, column: str = "instruct_reward") -> RowFilter:
+    """Keep rows whose reward is strictly above `threshold` (the authors' `instruct_reward > -10`)."""
+    return _greater(column, threshold)
+
+
+def positive_reward_difference(threshold: float = 0, column: str = "reward_difference") -> RowFilter:
+    """Keep rows whose reward difference (instruct - base) is strictly above `threshold`."""
+    return _greater(column, threshold)
+
+
+def not_ending_with(suffix: str = ":", column: str = "instruction") -> RowFilter:
+    """Drop rows whose text ends with `suffix` after trailing spaces (incomplete prompts); None is dropped."""
+    return RowFilter(
+        f"{column} not ending with {suffix!r}",
+        lambda row: isinstance(row[column], str) and not row[column].rstrip().endswith(suffix),
+        (column,),
+    )
+
+
+def max_newlines(
+    limit: int = 5, except_task: str | None = CODING_TASK, column: str = "instruction"
+) -> RowFilter:
+    """Keep rows whose text has fewer than `limit` newlines, or whose `task_category` is `except_task`."""
+
+    def rule(row):
+        if except_task is not None and row["task_category"] == except_task:
+            return True
+        return isinstance(row[column], str) and row[column].count("\n") < limit
+
+    columns = (column, "task_category") if except_task is not None else (column,)
+    exempt = f" unless {except_task}" if except_task is not None else ""
+    return RowFilter(f"{column} newlines < {limit}{exempt}", rule, columns)
+
+
+def language_is(*codes: str, column: str = "language") -> RowFilter:
+    """Keep rows tagged with one of the ISO 639-1 `codes` (e.g. "EN")."""
+    wanted = {c.upper() for c in codes}
+    return RowFilter(f"{column} in {sorted(wanted)}", lambda row: row[column] in wanted, (column,))
+
+
+is_unique = RowFilter(
+    "unique (min_similar_uuid is null or own uuid)",
+    lambda row: row["min_similar_uuid"] is None or row["min_similar_uuid"] == row["uuid"],
+    ("min_similar_uuid", "uuid"),
+)
+
+
+def _recipe(name: str, *filters: RowFilter) -> RowFilter:
+    return all_of(*filters, name=name)
+
+
+# Row rules of the authors' filtered releases, from DESIGN §5 (paper table 5 and the dataset
+# cards). Each recipe then keeps the PAPER_LONGEST[name] rows with the longest responses,
+# shuffled with seed 42: a whole-dataset step, see `longest` and `apply_recipe`.
+PAPER: dict[str, RowFilter] = {
+    # Magpie-Air-300K-Filtered (Llama-3-8B) and Magpie-Pro-300K-Filtered (Llama-3-70B); the
+    # authors' notebook: quality in {good, excellent}, instruct_reward > -10, no trailing ":",
+    # min_similar id null or own id.
+    "air-300k": _recipe("air-300k", min_quality("good"), min_reward(-10), not_ending_with(":"), is_unique),
+    "pro-300k": _recipe("pro-300k", min_quality("good"), min_reward(-10), not_ending_with(":"), is_unique),
+    # Later (Llama-3.1) Pro release: adds a difficulty floor and drops prompts with 5 or more
+    # newlines unless they are coding tasks.
+    "llama3.1-pro-300k": _recipe(
+        "llama3.1-pro-300k", min_quality("good"), min_difficulty("easy"), min_reward(-10),
+        not_ending_with(":"), is_unique, max_newlines(5, except_task=CODING_TASK),
+    ),
+    # The paper's reward-difference recipe: quality >= average, difficulty >= easy,
+    # reward > tau1 = -12, reward - base-model reward > tau2 = 0.
+    "paper-300k": _recipe(
+        "paper-300k", min_quality("average"), min_difficulty("easy"), min_reward(-12),
+        positive_reward_difference(0), not_ending_with(":"), is_unique,
+    ),
+}
+PAPER_LONGEST = {name: 300_000 for name in PAPER}
+
+
+def dedup(ds: Dataset) -> Dataset:
+    """Keep rows whose `min_similar_uuid` is null or their own uuid (one row per duplicate group)."""
+    require_columns(ds.features, {c: PRODUCERS[c] for c in is_unique.columns}, "dedup")
+    return ds.filter(is_unique, batched=True)
+
+
+def longest(ds: Dataset, k: int, seed: int = 42, column: str = "response_length") -> Dataset:
+    """The `k` rows with the largest `column` (ties in dataset order), shuffled with `seed`."""
+    require_columns(ds.features, {column: PRODUCERS.get(column, "the stage that writes it")}, "longest")
+    if k < 0:
+        raise ValueError(f"longest needs k >= 0, got {k}")
+    top = ds.sort(column, reverse=True).select(range(min(k, len(ds))))
+    return top.shuffle(seed=seed)
+
+
+def apply_recipe(ds: Dataset, name: str, k: int | None = None, seed: int = 42) -> Dataset:
+    """`PAPER[name]` row rules, then the `k` (default: the recipe's size) longest responses, shuffled."""
+    if name not in PAPER:
+        raise ValueError(f"Unknown recipe {name!r}: choose one of {', '.join(PAPER)}")
+    require_columns(ds.features, {c: PRODUCERS[c] for c in PAPER[name].columns}, f"recipe {name}")
+    kept = ds.filter(PAPER[name], batched=True)
+    return longest(kept, PAPER_LONGEST[name] if k is None else k, seed=seed)

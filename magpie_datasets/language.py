@@ -1,0 +1,63 @@
+"""Language tag: `tag_language`, a batched map adding `language` (ISO 639-1, upper case).
+
+    {"instruction": ["Write a poem.", "Écris un poème.", "  "]}
+    -> {"language": ["EN", "FR", None]}
+
+The authors tagged their releases with lingua; so do we. The detector is built once per
+process (per accuracy mode) and reused by every batch, including in `num_proc` workers.
+Start-up measured on this 2-core machine: high-accuracy mode (the default, lingua's own
+default and the better one on short text) loads its models on first use in ~7-12 s and holds
+~1.1 GB; low-accuracy mode (`low_accuracy=True`, trigrams only) starts in ~0.3 s with ~80 MB
+and is fine for sentence-length text.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from datasets import Value
+
+from .schema import require_columns, typed_batch
+
+LANGUAGE_FEATURES = {"language": Value("string")}
+
+
+@lru_cache(maxsize=2)
+def language_detector(low_accuracy: bool = False):
+    """The process-wide lingua detector over all languages (built lazily, cached)."""
+    from lingua import LanguageDetectorBuilder  # heavy native module: import on first use
+
+    builder = LanguageDetectorBuilder.from_all_languages()
+    if low_accuracy:
+        builder = builder.with_low_accuracy_mode()
+    return builder.build()
+
+
+def detect_languages(texts: list[str | None], low_accuracy: bool = False) -> list[str | None]:
+    """ISO 639-1 codes, upper case, for `texts`; None for empty/whitespace text or no decision."""
+    codes: list[str | None] = [None] * len(texts)
+    todo = [i for i, text in enumerate(texts) if text is not None and text.strip()]
+    if not todo:
+        return codes
+    detector = language_detector(low_accuracy)
+    found = detector.detect_languages_in_parallel_of([texts[i] for i in todo])
+    for i, language in zip(todo, found):
+        if language is not None:
+            codes[i] = language.iso_code_639_1.name  # enum names are upper case: "EN"
+    return codes
+
+
+def tag_language(
+    batch: dict[str, list[Any]], column: str = "instruction", low_accuracy: bool = False
+) -> dict[str, list[str | None]]:
+    """Batched map: `column` -> `language` (e.g. "EN"), None where the text is empty.
+
+    Use as `ds.map(tag_language, batched=True)`; `fn_kwargs={"column": "response"}` tags
+    another text column, `fn_kwargs={"low_accuracy": True}` trades short-text accuracy for
+    a fast start-up.
+    """
+    producer = "add_magpie_instructions" if column == "instruction" else "a stage writing it"
+    require_columns(batch, {column: producer}, "tag_language")
+    # typed: a batch with no text at all must still write a string column, not a null one
+    return typed_batch({"language": detect_languages(batch[column], low_accuracy)}, LANGUAGE_FEATURES)
