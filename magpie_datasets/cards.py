@@ -185,8 +185,7 @@ def write_plots(ds: Dataset, directory: str | Path, relative_to: str | Path | No
 
     def save(fig: Figure, column: str, title: str) -> None:
         path = directory / f"{column}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100)  # fixed margins below: tight_layout costs ~0.1 s per plot
         plots.append(Plot(column, title, path.relative_to(base).as_posix()))
 
     bars = [
@@ -204,6 +203,7 @@ def write_plots(ds: Dataset, directory: str | Path, relative_to: str | Path | No
         labels = [k for k in (order or []) if k in counts]
         labels += sorted((k for k in counts if k not in labels), key=lambda k: -counts[k])[:20]
         fig = Figure(figsize=(7, 3.6))
+        fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.33)
         ax = fig.add_subplot()
         ax.bar(range(len(labels)), [counts[k] for k in labels], color="#4C72B0")
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
@@ -226,6 +226,7 @@ def write_plots(ds: Dataset, directory: str | Path, relative_to: str | Path | No
         if not values:
             continue
         fig = Figure(figsize=(7, 3.2))
+        fig.subplots_adjust(left=0.11, right=0.98, top=0.88, bottom=0.17)
         ax = fig.add_subplot()
         ax.hist(values, bins=min(50, max(5, int(math.sqrt(len(values))) * 2)), color="#55A868")
         ax.set_xlabel(column)

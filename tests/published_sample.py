@@ -156,7 +156,7 @@ def write_published_repo(directory: str | Path) -> Path:
     metadata = {
         "dataset_info": {
             "features": yaml.safe_load(PUBLISHED_FEATURES_YAML),
-            "splits": [{"name": "train", "num_examples": len(ds)}],
+            "splits": [{"name": "train", "num_bytes": ds.data.nbytes, "num_examples": len(ds)}],
         },
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
     }
