@@ -230,7 +230,8 @@ def _apply_steps(batch: dict[str, list], steps: Sequence[Step], rows: int) -> di
     return batch
 
 
-def _run_batch(ds: Dataset, steps: Sequence[Step], start: int, stop: int) -> pa.Table:
+def run_batch(ds: Dataset, steps: Sequence[Step], start: int, stop: int) -> pa.Table:
+    """Rows `[start, stop)` of `ds` through every step, as an Arrow table."""
     source = ds.with_format("arrow")[start:stop]
     original = ds.with_format(None)[start:stop]
     out = _apply_steps(dict(original), steps, stop - start)
@@ -283,6 +284,28 @@ def run_resumable(
     from `checkpoint_dir/batches/`. Call it again with the same arguments after a crash to
     finish the run; a finished run is only read back.
     """
+
+    def in_this_process(ds: Dataset, todo: list[int]) -> Iterator[tuple[int, pa.Table]]:
+        for i in todo:
+            yield i, run_batch(ds, steps, i * batch_size, min((i + 1) * batch_size, len(ds)))
+
+    return resume(ds, steps, checkpoint_dir, batch_size, in_this_process, desc=desc)
+
+
+def resume(
+    ds: Dataset,
+    steps: Sequence[Step],
+    checkpoint_dir: str | os.PathLike,
+    batch_size: int,
+    compute: Callable[[Dataset, list[int]], Iterator[tuple[int, pa.Table]]],
+    desc: str | None = None,
+) -> Dataset:
+    """The checkpoint protocol, with the batches computed by `compute(ds, todo)`.
+
+    `compute` yields `(batch_index, finished Arrow table)` for every index in `todo`, in
+    any order (in this process, or on a cluster: see `ray_runner`). Each is written
+    atomically as it arrives.
+    """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if len(ds) == 0:
@@ -291,13 +314,14 @@ def run_resumable(
             "Pass a dataset with at least one row (e.g. magpie.empty(n) with n >= 1)."
         )
     if not steps:
-        raise ValueError("run_resumable needs at least one (function, fn_kwargs) step")
+        raise ValueError("A resumable run needs at least one (function, fn_kwargs) step")
     ds = ds.flatten_indices() if ds._indices is not None else ds  # slices must be cheap and stable
     identity = run_identity(ds, steps, batch_size)
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
 
     n_batches = -(-len(ds) // batch_size)
+    rows_in = [min((i + 1) * batch_size, len(ds)) - i * batch_size for i in range(n_batches)]
     with _exclusive(directory):
         _open_checkpoint(directory, identity)
         (directory / "batches").mkdir(exist_ok=True)
@@ -306,18 +330,20 @@ def run_resumable(
         files = [_batch_path(directory, i) for i in range(n_batches)]
         todo = [i for i, f in enumerate(files) if not f.exists()]
         bar = tqdm(total=n_batches, initial=n_batches - len(todo), desc=desc or "batches", unit="batch")
-        for i in todo:
-            start, stop = i * batch_size, min((i + 1) * batch_size, len(ds))
-            table = _run_batch(ds, steps, start, stop)
+        for i, table in compute(ds, todo):
+            if table.num_rows != rows_in[i]:
+                raise ValueError(f"Batch {i} came back with {table.num_rows} rows instead of {rows_in[i]}")
             _write_arrow(files[i], table)
             bar.update(1)
         bar.close()
 
+        missing = [i for i, f in enumerate(files) if not f.exists()]
+        if missing:
+            raise RuntimeError(f"Batches {missing[:10]} were not computed; run the same call again to finish.")
         for i, part_rows in enumerate(_rows_per_file(files)):
-            expected = min((i + 1) * batch_size, len(ds)) - i * batch_size
-            if part_rows != expected:
+            if part_rows != rows_in[i]:
                 raise CheckpointMismatchError(
-                    f"{files[i]} holds {part_rows} rows where batch {i} has {expected}: the checkpoint "
+                    f"{files[i]} holds {part_rows} rows where batch {i} has {rows_in[i]}: the checkpoint "
                     f"was changed by hand. Delete {directory} to start the run over."
                 )
         return _assemble(files, ds.features)

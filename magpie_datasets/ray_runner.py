@@ -1,0 +1,171 @@
+"""Run batched map stages on a Ray cluster with Ray Data: one engine per actor, exactly once.
+
+    steps = [(add_magpie_instructions, {"model": M, "engine": "vllm"}), (generate_responses, {"engine": "vllm"})]
+    ds = run_on_ray(empty(100_000), steps, address="auto", checkpoint_dir="run.ckpt")
+
+The input `Dataset` is cut into the same fixed batches as `checkpoint.run_resumable`
+(rows `[i * batch_size, (i + 1) * batch_size)`); each batch becomes one Ray Data block
+(`ray.data.from_arrow`), and `map_batches` hands whole blocks to a pool of `StepsActor`
+actors, each holding its own loaded engine (one GPU per actor, or `tensor_parallel_size`
+GPUs for a model split across GPUs). The driver writes each finished batch to the
+checkpoint as it streams back, so a resumed or distributed run gives the same rows, in
+the same order, as one process with the same seed.
+
+`StepsActor` also works in a Ray Data pipeline of your own:
+`ray.data.from_huggingface(ds).map_batches(StepsActor, fn_constructor_kwargs={"steps": steps},
+batch_format="pyarrow", batch_size=64, concurrency=2)` (batch boundaries are then Ray's).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetInfo, Features
+
+from .checkpoint import Step, resume, run_batch
+
+__all__ = ["StepsActor", "run_on_ray"]
+
+BATCH_COLUMN = "__magpie_batch"  # which fixed batch a Ray row belongs to (dropped before the steps see it)
+
+
+def _engine_requests(steps: Sequence[Step]) -> list[tuple[Any, str, dict]]:
+    """(model, engine, options) of every step that names an engine, to load once per actor."""
+    requests = []
+    for _, kwargs in steps:
+        kwargs = dict(kwargs or {})
+        if "engine" in kwargs:
+            requests.append((kwargs.get("model"), kwargs["engine"], dict(kwargs.get("engine_options") or {})))
+    return list({repr(r): r for r in requests}.values())
+
+
+class StepsActor:
+    """Ray Data callable class: applies `steps` to each Arrow batch; engines load once per actor.
+
+    Input batch: a `pyarrow.Table` of rows (with `features` to decode them as `datasets` does).
+    Output: the rows with the steps' columns, as `checkpoint.run_batch` computes them.
+    """
+
+    def __init__(self, steps: Sequence[Step], features: Features | None = None, preload: bool = True):
+        self.steps = list(steps)
+        self.features = features
+        if preload:  # the first batch should not pay for loading the model
+            from .engines import load_engine
+
+            for model, engine, options in _engine_requests(self.steps):
+                load_engine(model, engine, **options)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        index = table.column(BATCH_COLUMN) if BATCH_COLUMN in table.column_names else None
+        rows = table.drop_columns([BATCH_COLUMN]) if index is not None else table
+        features = Features({k: v for k, v in self.features.items() if k in rows.column_names}) if self.features else None
+        ds = Dataset(rows, info=DatasetInfo(features=features)) if features else Dataset(rows)
+        out = run_batch(ds, self.steps, 0, len(ds))
+        return out.append_column(BATCH_COLUMN, index) if index is not None else out
+
+
+def _cluster_resources(engine_requests: list[tuple[Any, str, dict]]) -> tuple[int, float, float]:
+    """Default (actors, GPUs per actor, CPUs per actor): one actor per GPU group, else per node."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if gpus:
+        tp = max([int(o.get("tensor_parallel_size", 1)) for _, _, o in engine_requests] or [1])
+        return max(1, int(gpus // tp)), float(tp), 1.0
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = min((n["Resources"].get("CPU", 1) for n in nodes), default=1)
+    return max(1, len(nodes)), 0.0, float(cpus)
+
+
+def run_on_ray(
+    ds: Dataset,
+    steps: Sequence[Step],
+    address: str | None = None,
+    batch_size: int = 64,
+    checkpoint_dir: str | os.PathLike | None = None,
+    concurrency: int | None = None,
+    num_gpus: float | None = None,
+    num_cpus: float | None = None,
+    init_options: Mapping[str, Any] | None = None,
+) -> Dataset:
+    """Apply `steps` to `ds` on a Ray cluster; the same rows and order as `run_resumable`.
+
+    `address`: a running cluster ("auto", "ray://head:10001", "10.0.0.1:6379"), or None to use
+    the cluster this process is already connected to, else start a local one. `concurrency`
+    actors (default: one per GPU, or per `tensor_parallel_size` GPUs; one per node without
+    GPUs), each with `num_gpus` GPUs and `num_cpus` CPUs. With `checkpoint_dir` the run is
+    resumable exactly like `run_resumable` (same directory format); without one the result
+    is held in memory.
+    """
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, **dict(init_options or {}))
+        started = True
+    elif address is not None:
+        raise RuntimeError(
+            "This process is already connected to a Ray cluster; call run_on_ray(address=None) to "
+            "use it, or ray.shutdown() first to connect to another."
+        )
+    try:
+        actors, gpus_each, cpus_each = _cluster_resources(_engine_requests(steps))
+        options = {
+            "compute": ray.data.ActorPoolStrategy(size=concurrency or actors),
+            "num_gpus": gpus_each if num_gpus is None else num_gpus,
+            "num_cpus": cpus_each if num_cpus is None else num_cpus,
+        }
+
+        def on_ray(ds: Dataset, todo: list[int]) -> Iterator[tuple[int, pa.Table]]:
+            yield from _ray_batches(ds, steps, todo, batch_size, options)
+
+        if checkpoint_dir is not None:
+            return resume(ds, steps, checkpoint_dir, batch_size, on_ray, desc="batches on Ray")
+        scratch = tempfile.mkdtemp(prefix="magpie-ray-")
+        try:  # a throw-away checkpoint, read into memory before it is removed
+            out = resume(ds, steps, scratch, batch_size, on_ray, desc="batches on Ray")
+            return Dataset(out.data.table.combine_chunks(), info=DatasetInfo(features=out.features))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_batches(
+    ds: Dataset, steps: Sequence[Step], todo: list[int], batch_size: int, options: Mapping[str, Any]
+) -> Iterator[tuple[int, pa.Table]]:
+    """Stream `(batch index, finished table)` back from the actors, in completion order."""
+    import ray
+
+    if not todo:
+        return
+    source = ds.with_format("arrow")
+    blocks = []
+    for i in todo:  # one Ray block per fixed batch, tagged with its index
+        part = source[i * batch_size : min((i + 1) * batch_size, len(ds))]
+        blocks.append(part.append_column(BATCH_COLUMN, pa.array([i] * part.num_rows, pa.int64())))
+    results = ray.data.from_arrow(blocks).map_batches(
+        StepsActor,
+        fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
+        batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
+        batch_format="pyarrow",
+        zero_copy_batch=True,
+        **options,
+    )
+    expected = {i: min((i + 1) * batch_size, len(ds)) - i * batch_size for i in todo}
+    pending: dict[int, list[pa.Table]] = {}
+    # Ray may split or merge blocks on the way back: regroup rows by their batch index.
+    for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for i in sorted(set(block.column(BATCH_COLUMN).to_pylist())):
+            rows = block.filter(pc.equal(block.column(BATCH_COLUMN), i)).drop_columns([BATCH_COLUMN])
+            pending.setdefault(i, []).append(rows)
+            if sum(t.num_rows for t in pending[i]) == expected[i]:
+                yield i, pa.concat_tables(pending.pop(i)).combine_chunks()
+    if pending:
+        raise RuntimeError(f"Ray returned incomplete batches {sorted(pending)[:10]}; run the same call again.")
