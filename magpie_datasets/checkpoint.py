@@ -318,8 +318,18 @@ def resume(
     ds = ds.flatten_indices() if ds._indices is not None else ds  # slices must be cheap and stable
     identity = run_identity(ds, steps, batch_size)
     directory = Path(checkpoint_dir)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return _resume(ds, steps, directory, batch_size, compute, identity, desc)
+    except BaseException:
+        # A run that fails before finishing any batch (bad model, bad template...) leaves nothing.
+        if created and not any((directory / "batches").glob("*.arrow")):
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
 
+
+def _resume(ds, steps, directory: Path, batch_size: int, compute, identity: dict, desc) -> Dataset:
     n_batches = -(-len(ds) // batch_size)
     rows_in = [min((i + 1) * batch_size, len(ds)) - i * batch_size for i in range(n_batches)]
     with _exclusive(directory):

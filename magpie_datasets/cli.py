@@ -18,40 +18,66 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import add_magpie_instructions, empty, generate_responses
+def generate_steps(args: argparse.Namespace) -> list:
+    """Steps 1 and 2 as (batched map function, fn_kwargs) pairs, from the CLI options."""
+    from .generate import add_magpie_instructions, generate_responses
 
     engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
     common = {"model": args.model, "engine": args.engine, "engine_options": engine_options}
+    step1 = {
+        **common,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "max_tokens": args.max_instruction_tokens,
+        "seed": args.seed,
+        "early_stop": args.early_stop,
+        "sanitize": args.sanitize,
+        "system_prompt": args.system_prompt,
+    }
+    step2 = {**common, "max_tokens": args.max_response_tokens, "seed": args.seed}
+    return [(add_magpie_instructions, step1), (generate_responses, step2)]
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointMismatchError
+    from .engines import ModelNotAvailableError
+    from .templates import TemplateError
+
+    try:
+        return _generate(args)
+    except (CheckpointMismatchError, ModelNotAvailableError, TemplateError) as e:
+        # bad input, not a bug: one line saying what is wrong and how to fix it, no traceback
+        raise SystemExit(f"magpie-datasets generate: error: {e}") from None
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .checkpoint import check_output, run_identity, run_resumable, save_dataset
+    from .generate import empty
+
+    if args.num_rows < 1:
+        raise SystemExit(f"magpie-datasets generate: error: --num-rows must be at least 1, got {args.num_rows}")
+    steps = generate_steps(args)
     ds = empty(args.num_rows)
-    ds = ds.map(
-        add_magpie_instructions,
-        batched=True,
-        batch_size=args.batch_size,
-        desc="Step 1: instructions",
-        fn_kwargs={
-            **common,
-            "temperature": args.temperature,
-            "top_p": args.top_p,
-            "max_tokens": args.max_instruction_tokens,
-            "seed": args.seed,
-            "early_stop": args.early_stop,
-            "sanitize": args.sanitize,
-            "system_prompt": args.system_prompt,
-        },
-    )
-    ds = ds.map(
-        generate_responses,
-        batched=True,
-        batch_size=args.batch_size,
-        desc="Step 2: responses",
-        fn_kwargs={**common, "max_tokens": args.max_response_tokens, "seed": args.seed},
-    )
-    ds.save_to_disk(args.output)
+    identity = run_identity(ds, steps, args.batch_size)
+    if check_output(args.output, identity):  # raises if it holds a different run
+        print(f"{args.output} already holds this finished run; nothing to do.")
+        return 0
+    checkpoint = args.checkpoint_dir or f"{args.output.rstrip('/')}.checkpoint"
+    if args.ray is not None:
+        from .ray_runner import run_on_ray
+
+        ds = run_on_ray(ds, steps, address=args.ray or None, batch_size=args.batch_size, checkpoint_dir=checkpoint)
+    else:
+        ds = run_resumable(ds, steps, checkpoint, batch_size=args.batch_size, desc="Steps 1+2")
+    save_dataset(ds, args.output, identity)
     usable = sum(1 for a, b in zip(ds["instruction_issue"], ds["response_issue"]) if a is None and b is None)
     sample = ds[0] if len(ds) else {}
     print(json.dumps({k: sample.get(k) for k in ("instruction", "response")}, indent=2, ensure_ascii=False))
     print(f"{len(ds)} rows ({usable} with no instruction/response issue) written to {args.output}")
+    if not args.checkpoint_dir:  # the default checkpoint has served its purpose
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return 0
 
 
@@ -79,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stop", action="store_true", help="cut each instruction at its first newline")
     p.add_argument("--sanitize", action="store_true", help="cut answer leaks such as 'Answer:' from instructions")
     p.add_argument("--system-prompt", default=None)
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="where finished batches are kept; run the same command again to resume "
+        "(default: OUTPUT.checkpoint, removed once OUTPUT is written)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the batches on a Ray cluster (ADDRESS, e.g. ray://head:10001 or auto; none: a local cluster)",
+    )
     p.set_defaults(func=cmd_generate)
     return parser
 
