@@ -169,3 +169,16 @@ def test_missing_columns_name_the_stage():
         filters.longest(_dataset().remove_columns(["response_length"]), 2)
     with pytest.raises(MissingColumnError, match="input_quality.*tag_with_llm"):
         filters.apply_recipe(_dataset().remove_columns(["input_quality"]), "air-300k")
+
+
+def test_published_rows_filter_with_pro_300k():
+    from tests.published_sample import published_dataset
+
+    ds = published_dataset()
+    kept = [u[:8] for u in ds.filter(filters.PAPER["pro-300k"])["uuid"]]
+    # quality >= good, reward > -10, no trailing ":", not a later duplicate (checked by hand)
+    assert kept == ["b08ecde1", "b8055816", "ac04a492", "3e5258e7", "96071fac", "6087537b", "cd713cbb",
+                    "3961ddae", "32522d59", "6f86347c", "8edc67f3", "4642af12", "87faf5ce"]
+    assert [u[:8] for u in filters.dedup(ds)["uuid"]] == [u[:8] for u in ds["uuid"] if not u.startswith("6427f85c")]
+    with pytest.raises(MissingColumnError, match="reward_difference.*reward_diff"):
+        ds.filter(filters.PAPER["paper-300k"])

@@ -216,3 +216,19 @@ def test_unavailable_named_model_fails_fast(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotAvailableError, match="all-mpnet-base-v2"):
         min_neighbor_distance(_dataset(), model="all-mpnet-base-v2")
+
+
+def test_published_rows_keep_their_schema():
+    from datasets import concatenate_datasets
+
+    from tests.published_sample import PUBLISHED_FEATURES, published_dataset
+
+    ds = published_dataset()
+    copy = ds.select([4]).map(lambda row: {"uuid": "copy-of-row-4"})
+    out = min_neighbor_distance(concatenate_datasets([ds, copy]))
+    assert out.features == PUBLISHED_FEATURES
+    first = ds[4]["uuid"]
+    assert [i for i, c in enumerate(out["repeat_count"]) if c] == [4, len(ds)]
+    assert out[4]["min_similar_uuid"] == out[len(ds)]["min_similar_uuid"] == first
+    # the fixture's hand-written "near-duplicate" pair is 0.13 apart under MiniLM: not within 0.05
+    assert out[5]["min_similar_uuid"] is None and out[5]["min_neighbor_distance"] > 0.05
