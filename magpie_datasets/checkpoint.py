@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,12 +52,30 @@ class CheckpointMismatchError(ValueError):
 # ---------------------------------------------------------------- identity
 
 
+SECRET_KEY = re.compile(
+    r"^(?:hf_|use_auth_|access_|auth_|api_)?token$|^(?:api_key|password|secret|authorization|credentials?)$",
+    re.IGNORECASE,
+)  # not max_tokens, eos_token, ...: those change the rows
+SECRET_VALUE = re.compile(r"\b(?:hf|api|sk)_[A-Za-z0-9]{20,}\b")  # Hub / API tokens by their shape
+REDACTED = "<redacted>"
+
+
 def _canonical(value: Any) -> Any:
-    """A JSON-able stand-in for a keyword argument: itself, or a content hash for other objects."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """A JSON-able stand-in for a keyword argument: itself, or a content hash for other objects.
+
+    Secrets (a `token=` option, anything shaped like a Hub token) are written as "<redacted>":
+    they never change the rows, so they are no part of a run's identity, and manifests are
+    plain files that must never hold them.
+    """
+    if isinstance(value, str):
+        return SECRET_VALUE.sub(REDACTED, value)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {
+            str(k): REDACTED if SECRET_KEY.search(str(k)) and v is not None else _canonical(v)
+            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+        }
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     return {"__hash__": Hasher.hash(value), "__type__": type(value).__qualname__}

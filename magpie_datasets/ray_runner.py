@@ -104,6 +104,11 @@ def run_on_ray(
     """
     import ray
 
+    if len(ds) == 0:  # before any cluster is started
+        raise ValueError(
+            "The input dataset has no rows, so there is nothing to generate. "
+            "Pass a dataset with at least one row (e.g. magpie.empty(n) with n >= 1)."
+        )
     started = False
     if not ray.is_initialized():
         ray.init(address=address, **dict(init_options or {}))
