@@ -1,0 +1,244 @@
+"""Hostile input: each case gives one clear error and leaves nothing half-written; secrets never leak.
+
+Everything runs the real modules on real files: a tiny random-weights base model saved to disk,
+the embedded SmolLM2 tokenizer, the real CLI (in-process, `cli.main`), real checkpoints.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from magpie_datasets import cli
+from magpie_datasets.checkpoint import CheckpointMismatchError, run_identity, run_resumable, save_dataset
+from magpie_datasets.engines import ModelNotAvailableError
+from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
+from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.templates import TemplateError, magpie_template
+
+PACKAGE = Path(__file__).resolve().parent.parent / "magpie_datasets"
+FAKE_TOKEN = "hf_FakeTokenForLeakTestsDoNotUse0123456789"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`magpie-datasets ARGV` in this process: (exit code, stdout, stderr)."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+        if not isinstance(stop.code, int) and stop.code is not None:
+            print(stop.code, file=__import__("sys").stderr)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error(code: int, err: str, *needles: str) -> None:
+    assert code != 0
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err  # exactly one error line ...
+    assert "Traceback" not in err  # ... and no traceback
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def files_under(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*")} if path.exists() else set()
+
+
+# ----------------------------------------------------------------------------- templates / models
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    from magpie_datasets.embedded import smollm2_dir
+
+    return AutoTokenizer.from_pretrained(smollm2_dir())
+
+
+def test_tokenizer_without_chat_template(smollm2_tokenizer):
+    import copy
+
+    tokenizer = copy.deepcopy(smollm2_tokenizer)
+    tokenizer.chat_template = None
+    tokenizer.name_or_path = "acme/plain-tokenizer"
+    with pytest.raises(TemplateError, match=r"acme/plain-tokenizer has no chat template.*chat_template"):
+        magpie_template(tokenizer)
+
+
+def test_model_not_available_offline_fails_fast_and_writes_nothing(tmp_path, capsys):
+    with pytest.raises(ModelNotAvailableError, match=r"no-such-org/no-such-model.*HF_HUB_OFFLINE"):
+        empty(2).map(add_magpie_instructions, batched=True, fn_kwargs={"model": "no-such-org/no-such-model"})
+
+    out = tmp_path / "out"
+    code, _, err = run_cli(["generate", "--model", "no-such-org/no-such-model", "--num-rows", "4", "--output", str(out)], capsys)
+    assert_one_error(code, err, "no-such-org/no-such-model", "not available")
+    assert files_under(tmp_path) == set()  # no output, no checkpoint
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_empty_dataset(tmp_path, capsys):
+    code, _, err = run_cli(["generate", "--num-rows", "0", "--output", str(tmp_path / "out")], capsys)
+    assert_one_error(code, err, "--num-rows must be at least 1")
+
+    with pytest.raises(ValueError, match="no rows"):
+        run_resumable(empty(0), [(add_magpie_instructions, {})], tmp_path / "ck")
+
+    ray = pytest.importorskip("ray")
+    from magpie_datasets.ray_runner import run_on_ray
+
+    with pytest.raises(ValueError, match="no rows"):
+        run_on_ray(empty(0), [(add_magpie_instructions, {})], checkpoint_dir=tmp_path / "ck")
+    assert not ray.is_initialized()  # refused before a cluster was started
+    assert files_under(tmp_path) == set()
+
+
+def test_missing_input_column(tmp_path):
+    texts = Dataset.from_dict({"prompt": ["Write a haiku about rain."]})
+    with pytest.raises(MissingColumnError, match=r"generate_responses needs column 'instruction'.*rename_column"):
+        texts.map(generate_responses, batched=True)
+    with pytest.raises(MissingColumnError, match=r"add_magpie_instructions needs column 'uuid'.*magpie\.empty"):
+        texts.map(add_magpie_instructions, batched=True)
+
+    with pytest.raises(MissingColumnError, match="needs column 'instruction'"):
+        run_resumable(texts, [(generate_responses, {"max_tokens": 4})], tmp_path / "ck", batch_size=1)
+    assert files_under(tmp_path) == set()  # the failed run's checkpoint directory is gone too
+
+
+# ----------------------------------------------------------------------------- output directories
+
+
+def test_output_directory_of_a_different_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["generate", "--num-rows", "3", "--batch-size", "2", "--output", str(out), "--seed", "1"]
+    # `out` holds a finished run made with seed 1 (its identity as the CLI computes it) ...
+    args = cli.build_parser().parse_args(argv)
+    save_dataset(Dataset.from_dict({"x": [1, 2, 3]}), out, run_identity(empty(3), cli.generate_steps(args), 2))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    # ... the same command again: nothing to do, nothing loaded or rewritten
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0 and "already holds this finished run" in stdout
+
+    # ... seed 2 into the same directory: one error naming what differs, directory untouched
+    code, _, err = run_cli([*argv[:-1], "2"], capsys)
+    assert_one_error(code, err, str(out), "different run", "seed: 1 != 2")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no checkpoint left beside it
+
+    # ... and a directory with someone else's files
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    code, _, err = run_cli(["generate", "--num-rows", "3", "--output", str(other)], capsys)
+    assert_one_error(code, err, "files that this run did not write")
+    assert files_under(other) == {"notes.txt"}
+    with pytest.raises(CheckpointMismatchError):
+        save_dataset(Dataset.from_dict({"x": [1]}), other, {"any": "run"})
+
+
+# ----------------------------------------------------------------------------- security
+
+
+def _calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            yield name, node
+
+
+LOADERS = {"from_pretrained", "LLM", "SentenceTransformer", "pipeline", "snapshot_download", "CrossEncoder"}
+
+
+def test_trust_remote_code_is_never_on_by_default():
+    """Every model/tokenizer loader call either leaves trust_remote_code at the library default
+    (False) or passes a value that comes from a parameter whose default is False."""
+    loader_calls = 0
+    for source in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(source.read_text(), filename=str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                positional = args.posonlyargs + args.args
+                defaults = dict(zip([a.arg for a in positional][-len(args.defaults) :] if args.defaults else [], args.defaults))
+                defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+                if "trust_remote_code" in defaults:
+                    value = defaults["trust_remote_code"]
+                    assert isinstance(value, ast.Constant) and value.value in (False, None), (
+                        f"{source.name}:{node.lineno} {node.name}(trust_remote_code=...) must default to False"
+                    )
+        for name, call in _calls(tree):
+            for keyword in call.keywords:
+                if keyword.arg == "trust_remote_code":
+                    assert not (isinstance(keyword.value, ast.Constant) and keyword.value.value is True), (
+                        f"{source.name}:{call.lineno} turns trust_remote_code on unconditionally"
+                    )
+                if keyword.arg is None and name in LOADERS:  # **kwargs into a loader: checked at runtime below
+                    pass
+            loader_calls += name in LOADERS
+    assert loader_calls >= 2  # the scan really saw the loaders
+
+    # the CLI flag is off unless given
+    args = cli.build_parser().parse_args(["template"])
+    assert args.trust_remote_code is False
+
+
+def test_a_token_never_reaches_manifests_run_files_or_logs(tmp_path, monkeypatch, caplog, capsys):
+    """A token in HF_TOKEN and passed as `token=` (here inside engine options of a step)."""
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    caplog.set_level(logging.DEBUG)
+
+    def shout(batch, engine_options=None, note=""):
+        return {"y": [f"{x}!" for x in batch["x"]]}
+
+    ds = Dataset.from_dict({"x": ["a", "b", "c"]})
+    steps = [(shout, {"engine_options": {"token": FAKE_TOKEN}, "note": f"token is {FAKE_TOKEN}"})]
+    out = run_resumable(ds, steps, tmp_path / "ck", batch_size=2)
+    save_dataset(out, tmp_path / "out", run_identity(ds, steps, 2))
+    manifest = json.loads((tmp_path / "ck" / "manifest.json").read_text())
+    assert manifest["steps"][0]["fn_kwargs"]["engine_options"]["token"] == "<redacted>"
+    assert_no_token(tmp_path, caplog, capsys)
+
+
+def assert_no_token(root: Path, caplog, capsys) -> None:
+    scanned = 0
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert FAKE_TOKEN.encode() not in path.read_bytes(), f"token written to {path}"
+            scanned += 1
+    assert scanned > 0
+    assert FAKE_TOKEN not in caplog.text
+    captured = capsys.readouterr()
+    assert FAKE_TOKEN not in captured.out and FAKE_TOKEN not in captured.err
+
+
+def test_save_for_hub_with_a_token_in_the_environment(tmp_path, monkeypatch, caplog, capsys):
+    hub = pytest.importorskip("magpie_datasets.hub")
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    caplog.set_level(logging.DEBUG)
+    rows = Dataset.from_dict(
+        {
+            "uuid": ["u1", "u2"],
+            "instruction": ["What is 2+2?", "Name a colour."],
+            "response": ["4", "Blue."],
+            "model": ["HuggingFaceTB/SmolLM2-135M-Instruct"] * 2,
+        }
+    )
+    hub.save_for_hub(rows, tmp_path / "repo", stages=[{"stage": "generate", "rows": 2}])
+    assert (tmp_path / "repo" / "README.md").exists()
+    assert_no_token(tmp_path, caplog, capsys)
