@@ -18,6 +18,9 @@ class Sampling:
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     seed: int | None = None
+    # A JSON schema (as a JSON string) the answer must follow. Engines with constrained
+    # decoding (vLLM structured outputs) enforce it; the others ignore it, so callers still parse.
+    json_schema: str | None = None
 
 
 @dataclass(frozen=True)
