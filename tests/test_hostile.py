@@ -242,3 +242,113 @@ def test_save_for_hub_with_a_token_in_the_environment(tmp_path, monkeypatch, cap
     hub.save_for_hub(rows, tmp_path / "repo", stages=[{"stage": "generate", "rows": 2}])
     assert (tmp_path / "repo" / "README.md").exists()
     assert_no_token(tmp_path, caplog, capsys)
+
+
+# ----------------------------------------------------------------------------- models on disk
+
+
+@pytest.fixture(scope="module")
+def base_model_dir(tmp_path_factory, smollm2_tokenizer):
+    """A base (non-chat) causal LM on disk: random tiny Llama weights, a tokenizer with no chat template."""
+    import copy
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory = tmp_path_factory.mktemp("models") / "tiny-base-lm"
+    tokenizer = copy.deepcopy(smollm2_tokenizer)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(directory)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    assert not (directory / "chat_template.jinja").exists()
+    return directory
+
+
+def test_base_model_asked_for_step_1(base_model_dir, tmp_path, capsys):
+    with pytest.raises(TemplateError, match=r"tiny-base-lm has no chat template.*chat/instruct model|tiny-base-lm has no chat template"):
+        empty(2).map(add_magpie_instructions, batched=True, fn_kwargs={"model": str(base_model_dir), "max_tokens": 4})
+
+    out = tmp_path / "out"
+    code, _, err = run_cli(["generate", "--model", str(base_model_dir), "--num-rows", "4", "--batch-size", "2",
+                            "--max-instruction-tokens", "4", "--max-response-tokens", "4", "--output", str(out)], capsys)
+    assert_one_error(code, err, "tiny-base-lm", "no chat template")
+    assert files_under(tmp_path) == set()  # no output, no checkpoint
+
+
+def test_remote_code_is_not_run_unless_asked(base_model_dir, tmp_path):
+    """A model folder whose config points at its own Python code: loading it must not execute it."""
+    import shutil
+
+    from magpie_datasets.engines import load_engine
+
+    directory = tmp_path / "remote-code-model"
+    shutil.copytree(base_model_dir, directory)
+    marker = tmp_path / "remote-code-ran"
+    (directory / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                       "from transformers import LlamaConfig as EvilConfig, LlamaForCausalLM as EvilModel\n")
+    config = json.loads((directory / "config.json").read_text())
+    config.pop("model_type")  # nothing local to fall back to: only the remote code could load it
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
+    (directory / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(Exception, match="trust_remote_code"):
+        load_engine(str(directory), "transformers")
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def garbage_chat_model_dir(base_model_dir, tmp_path_factory, smollm2_tokenizer):
+    """The tiny random-weights model with SmolLM2's chat template: a chat model that talks garbage."""
+    import shutil
+
+    directory = tmp_path_factory.mktemp("models") / "tiny-garbage-chat"
+    shutil.copytree(base_model_dir, directory)
+    tokenizer = type(smollm2_tokenizer).from_pretrained(directory)
+    tokenizer.chat_template = smollm2_tokenizer.chat_template
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_a_judge_that_answers_garbage(garbage_chat_model_dir):
+    tags = pytest.importorskip("magpie_datasets.tags")
+    rows = Dataset.from_dict({"instruction": ["Write a poem about the sea.", "", "What is 2 + 2?"]})
+    out = rows.map(
+        tags.tag_with_llm,
+        batched=True,
+        fn_kwargs={"model": str(garbage_chat_model_dir), "max_tokens": 12, "tags": ["quality", "task_category"]},
+    )
+    assert out["input_quality"] == [None, None, None]  # no label invented from garbage
+    assert out["task_category"] == [None, None, None]
+    raw = out["quality_raw_answer"]
+    assert raw[0] and raw[2] and raw[1] is None  # what the judge said is kept; the empty row was not sent
+    assert out["quality_generator"][0] == str(garbage_chat_model_dir)
+    assert out.features["input_quality"].dtype == "string"  # typed even though all None
+
+
+def test_a_reward_model_of_the_wrong_type(base_model_dir, tmp_path):
+    rewards = pytest.importorskip("magpie_datasets.rewards")
+    rows = Dataset.from_dict({"instruction": ["Name a prime."], "response": ["7"]})
+    with pytest.raises(rewards.RewardModelError, match="LlamaForCausalLM, not a sequence-classification reward model"):
+        rows.map(rewards.add_rewards, batched=True, fn_kwargs={"model": str(base_model_dir)})
+    with pytest.raises(rewards.RewardModelError, match="not a sequence-classification reward model"):
+        run_resumable(rows, [(rewards.add_rewards, {"model": str(base_model_dir)})], tmp_path / "ck")
+    assert files_under(tmp_path) == set()
+
+
+def test_generate_cli_never_writes_or_logs_the_environment_token(tmp_path, monkeypatch, caplog, capsys):
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    caplog.set_level(logging.DEBUG)
+    out, ck = tmp_path / "out", tmp_path / "ck"
+    code, stdout, err = run_cli(["generate", "--num-rows", "2", "--batch-size", "2", "--max-instruction-tokens", "4",
+                                 "--max-response-tokens", "4", "--output", str(out), "--checkpoint-dir", str(ck)], capsys)
+    assert code == 0 and "2 rows" in stdout
+    assert FAKE_TOKEN not in err
+    assert (ck / "manifest.json").exists() and (out / "magpie_run.json").exists()
+    assert FAKE_TOKEN not in stdout
+    assert_no_token(tmp_path, caplog, capsys)
