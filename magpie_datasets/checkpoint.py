@@ -35,7 +35,15 @@ from datasets.features.features import get_nested_type
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-__all__ = ["CheckpointMismatchError", "run_identity", "run_resumable", "save_dataset"]
+__all__ = [
+    "CheckpointMismatchError",
+    "check_output",
+    "resume",
+    "run_batch",
+    "run_identity",
+    "run_resumable",
+    "save_dataset",
+]
 
 MANIFEST = "manifest.json"
 RUN_FILE = "magpie_run.json"  # written next to a saved dataset: which run produced it
