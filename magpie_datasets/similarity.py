@@ -46,7 +46,7 @@ from .schema import require_columns
 
 STAGE = "min_neighbor_distance"
 NEIGHBOR_COLUMNS = ("min_neighbor_distance", "repeat_count", "min_similar_uuid")
-DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2): ~40 s at 50k rows, ~150 s at 100k on 2 cores
+DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2 d): ~4 s at 20k rows, ~150 s at 100k (2 cores, d=384)
 _CHUNK_ROWS = 8_192  # texts read and embedded per step; bounds memory of the streaming pass
 _SEARCH_ROWS = 4_096  # queries per FAISS call
 _FIRST_K = 16  # neighbours asked per row; rows whose k results are all duplicates ask again
@@ -89,8 +89,8 @@ def min_neighbor_distance(
     n = len(ds)
     texts = ds.select_columns([column])
     encode = _encoder(model, device, batch_size)
-    stats = neighbor_stats_for_chunks(
-        n, lambda rows: encode(_texts(texts, rows)), _chunks(n), threshold, exact_max_rows, nprobe, seed
+    stats = streamed_neighbor_stats(
+        n, lambda rows: encode(_texts(texts, rows)), threshold, exact_max_rows, nprobe, seed
     )
     return attach_neighbor_columns(ds, stats)
 
@@ -104,15 +104,12 @@ def neighbor_stats(
 ) -> NeighborStats:
     """The same search on vectors already in memory (unit-normalised float32, one row each)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    return neighbor_stats_for_chunks(
-        len(vectors), lambda rows: vectors[rows], _chunks(len(vectors)), threshold, exact_max_rows, nprobe, seed
-    )
+    return streamed_neighbor_stats(len(vectors), lambda rows: vectors[rows], threshold, exact_max_rows, nprobe, seed)
 
 
-def neighbor_stats_for_chunks(
+def streamed_neighbor_stats(
     n: int,
     vectors_of: Callable[[np.ndarray], np.ndarray],
-    chunks: Iterator[np.ndarray],
     threshold: float,
     exact_max_rows: int,
     nprobe: int,
@@ -120,8 +117,8 @@ def neighbor_stats_for_chunks(
 ) -> NeighborStats:
     """Index `n` rows whose vectors `vectors_of(row_indices)` gives, chunk by chunk, and search.
 
-    IVF is trained on a random sample first; those sample vectors are reused when their
-    chunk comes, so every row is embedded exactly once.
+    Above `exact_max_rows` an IVF index is trained first on a random sample of rows; those
+    sample vectors are reused when their chunk comes, so every row is embedded exactly once.
     """
     if n == 0:
         return NeighborStats(np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
@@ -131,13 +128,13 @@ def neighbor_stats_for_chunks(
     index = None
     if n > exact_max_rows:
         nlist = max(1, min(round(4 * math.sqrt(n)), n // 39))  # FAISS wants >= 39 training points per list
-        sample_rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, 64 * nlist), replace=False))
-        sample_vectors = vectors_of(sample_rows)
+        sample_rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, 40 * nlist), replace=False))
+        sample_vectors = np.concatenate([vectors_of(sample_rows[part]) for part in _chunks(len(sample_rows))])
         dim = sample_vectors.shape[1]
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist, faiss.METRIC_L2)
         index.train(sample_vectors)
         index.nprobe = min(nprobe, nlist)
-    for rows in chunks:
+    for rows in _chunks(n):
         if sample_rows is None:
             vectors = vectors_of(rows)
         else:
