@@ -166,8 +166,8 @@ PAPER: dict[str, RowFilter] = {
     # min_similar id null or own id.
     "air-300k": _recipe("air-300k", min_quality("good"), min_reward(-10), not_ending_with(":"), is_unique),
     "pro-300k": _recipe("pro-300k", min_quality("good"), min_reward(-10), not_ending_with(":"), is_unique),
-    # Later (Llama-3.1) Pro release: adds a difficulty floor and drops prompts with 5 or more
-    # newlines unless they are coding tasks.
+    # DESIGN §5's fuller rule set (later Pro releases): adds a difficulty floor and drops
+    # prompts with 5 or more newlines unless they are coding tasks.
     "llama3.1-pro-300k": _recipe(
         "llama3.1-pro-300k", min_quality("good"), min_difficulty("easy"), min_reward(-10),
         not_ending_with(":"), is_unique, max_newlines(5, except_task=CODING_TASK),
