@@ -1,0 +1,133 @@
+"""Load a generation engine once per process: `load_engine(model, engine, **options)`.
+
+    llm = load_engine()                                  # embedded SmolLM2, transformers
+    llm = load_engine("Qwen/Qwen2.5-7B-Instruct", "vllm", gpu_memory_utilization=0.9)
+    llm.generate(["<prompt>"], Sampling(n=4))            # -> [[Completion] * 4]
+
+`model` is None (the embedded default), a local directory, or a Hub id that is
+already in the local Hugging Face cache (or downloadable when online).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+
+from ..embedded import EMBEDDED_CHAT_MODEL, smollm2_dir
+from .base import Completion, Engine, Sampling
+
+__all__ = [
+    "ENGINES",
+    "Completion",
+    "Engine",
+    "ModelNotAvailableError",
+    "Sampling",
+    "load_engine",
+    "resolve_model",
+]
+
+ENGINES = ("transformers", "vllm")
+_REACH_TIMEOUT_S = 3.0  # one short probe of the Hub before any download
+_WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
+
+_engines: dict[tuple, Engine] = {}
+_lock = threading.Lock()
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The model is neither a local directory nor in the local Hugging Face cache, and cannot be downloaded."""
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any(f and f.strip().upper() in {"1", "ON", "YES", "TRUE"} for f in flags)
+
+
+def _not_available(model: str, why: str) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        f"Model {model!r} is not available: {why}. Fix: download it where the Hugging Face Hub is "
+        f"reachable (`hf download {model}`) and copy the cache (~/.cache/huggingface/hub) here, "
+        "or pass a local directory holding config.json, the weights and the tokenizer "
+        "(model=None uses the embedded SmolLM2-135M-Instruct, which needs no download)."
+    )
+
+
+def _hub_reachable(endpoint: str) -> bool:
+    # Any HTTP answer (even 4xx) means the endpoint is there; only a silent network fails.
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=_REACH_TIMEOUT_S)
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def resolve_model(model: str | None) -> str:
+    """A local directory for `model`: the embedded default, the directory itself, or the HF cache.
+
+    Offline (`HF_HUB_OFFLINE=1`) and not cached -> `ModelNotAvailableError` at once.
+    Online and not cached -> one short reachability probe, then a download of the
+    config, tokenizer and safetensors weights.
+    """
+    if model is None or model == EMBEDDED_CHAT_MODEL:
+        return smollm2_dir()
+    expanded = os.path.expanduser(model)
+    if os.path.isdir(expanded):
+        return os.path.abspath(expanded)
+    if expanded.startswith((os.sep, ".", "~")) or os.path.exists(expanded):
+        raise _not_available(model, "it looks like a local path but is not a directory")
+
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return snapshot_download(model, local_files_only=True)
+    except HFValidationError as e:
+        raise _not_available(model, f"it is neither a local directory nor a valid Hub id ({e})") from None
+    except Exception:  # not in the cache (LocalEntryNotFoundError and friends)
+        pass
+    if _offline():
+        raise _not_available(model, "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+    if not _hub_reachable(constants.ENDPOINT):
+        raise _not_available(
+            model, f"it is not in the local Hugging Face cache and {constants.ENDPOINT} is unreachable"
+        )
+    try:
+        return snapshot_download(model, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10)
+    except Exception as e:
+        raise _not_available(model, f"the download failed ({type(e).__name__}: {e})") from e
+
+
+def _options_key(options: dict) -> str:
+    return json.dumps(options, sort_keys=True, default=repr)
+
+
+def load_engine(model: str | None = None, engine: str = "transformers", **options) -> Engine:
+    """The loaded engine for (model, engine, options), created on first use and cached per process.
+
+    Options go to the engine: transformers takes `dtype`, `device`, `batch_size`,
+    `trust_remote_code`, `attn_implementation`; vLLM takes any `vllm.LLM` argument
+    (`gpu_memory_utilization`, `enforce_eager`, `dtype`, `max_model_len`, ...).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    name = EMBEDDED_CHAT_MODEL if model is None else model
+    key = (name, engine, _options_key(options))
+    with _lock:
+        if key not in _engines:
+            path = resolve_model(name)
+            if engine == "transformers":
+                from .hf import TransformersEngine
+
+                _engines[key] = TransformersEngine(path, model_id=name, **options)
+            else:
+                from .vllm import VLLMEngine
+
+                _engines[key] = VLLMEngine(path, model_id=name, **options)
+        return _engines[key]

@@ -1,0 +1,423 @@
+"""The `transformers` engine: batched sampling with a KV cache, on any torch device.
+
+    llm = TransformersEngine(model_dir)                      # fp32 on CPU, bf16 on CUDA
+    llm.generate(["<prompt>"], Sampling(n=8, max_tokens=64, stop=("<|im_end|>",), seed=0))
+
+How it runs: prompts are left-padded, each distinct prompt is prefilled once and its
+KV cache copied to its `n` samples (Magpie's step 1 samples many instructions from
+one pre-query). Decoding runs one token per step for every active row; rows that
+stop are dropped from the batch and waiting rows take their place (continuous
+batching), so a few long rows do not keep the rest of the batch idle. Each sample
+draws its random numbers from its own stream, seeded by (seed, prompt, sample), so a
+seeded run gives the same texts whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from .base import Completion, Sampling
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+_GROW = 64  # KV buffer slack (tokens) added on each reallocation
+_PREFILL_TOKENS = 16384  # most prompt tokens (padding included) in one prefill forward pass
+
+
+def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    if dtype in (None, "auto"):
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # bf16 matmuls are slower than fp32 on most CPUs
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)} or 'auto'")
+    return _DTYPES[dtype]
+
+
+def _free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+class _SlotLayer(DynamicLayer):
+    """A full-attention KV layer in a preallocated buffer.
+
+    `DynamicLayer` concatenates (copies the whole cache) on every token; this appends in
+    place, and lets the engine drop rows, add rows and cut all-padding columns on the left.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.buf_k = self.buf_v = None
+        self.start = self.end = 0
+
+    def _view(self) -> None:
+        self.keys = self.buf_k[:, :, self.start : self.end]
+        self.values = self.buf_v[:, :, self.start : self.end]
+
+    def _realloc(self, length: int) -> None:
+        b, h, _, d = self.buf_k.shape
+        used = self.end - self.start
+        new_k = self.buf_k.new_zeros(b, h, length, d)
+        new_v = self.buf_v.new_zeros(b, h, length, self.buf_v.shape[-1])
+        new_k[:, :, :used] = self.buf_k[:, :, self.start : self.end]
+        new_v[:, :, :used] = self.buf_v[:, :, self.start : self.end]
+        self.buf_k, self.buf_v, self.start, self.end = new_k, new_v, 0, used
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        n = key_states.shape[-2]
+        if self.buf_k is None:
+            self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
+            b, h, _, d = key_states.shape
+            self.buf_k = key_states.new_zeros(b, h, n + _GROW, d)
+            self.buf_v = value_states.new_zeros(b, h, n + _GROW, value_states.shape[-1])
+        if self.end + n > self.buf_k.shape[2]:
+            used = self.end - self.start
+            self._realloc(used + n + max(_GROW, used // 2))
+        self.buf_k[:, :, self.end : self.end + n] = key_states
+        self.buf_v[:, :, self.end : self.end + n] = value_states
+        self.end += n
+        self._view()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.end - self.start
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.buf_k is not None:
+            self.buf_k, self.buf_v = self.buf_k[indices], self.buf_v[indices]
+            self._view()
+
+    def trim_left(self, columns: int) -> None:
+        self.start += columns
+        self._view()
+
+    def merge(self, other: "_SlotLayer") -> None:
+        """Stack `other`'s rows under ours, both right-aligned (their left padding is zeros)."""
+        mine, theirs = self.end - self.start, other.end - other.start
+        length = max(mine, theirs)
+        b1, h, _, d = self.buf_k.shape
+        b2 = other.buf_k.shape[0]
+        new_k = self.buf_k.new_zeros(b1 + b2, h, length + _GROW, d)
+        new_v = self.buf_v.new_zeros(b1 + b2, h, length + _GROW, self.buf_v.shape[-1])
+        new_k[:b1, :, length - mine : length] = self.keys
+        new_v[:b1, :, length - mine : length] = self.values
+        new_k[b1:, :, length - theirs : length] = other.keys
+        new_v[b1:, :, length - theirs : length] = other.values
+        self.buf_k, self.buf_v, self.start, self.end = new_k, new_v, 0, length
+        self._view()
+
+
+def _slot_cache(model) -> DynamicCache | None:
+    """A cache of `_SlotLayer`s when every layer is plain full attention, else None."""
+    cache = DynamicCache(config=model.config)
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    cache.layers = [_SlotLayer() for _ in cache.layers]
+    return cache
+
+
+@dataclass
+class _Row:
+    """One sample being generated."""
+
+    prompt: int
+    sample: int
+    prompt_ids: list[int]
+    rng: random.Random
+    out: list[int] = field(default_factory=list)
+    text: str | None = None
+    finish: str | None = None
+
+
+@dataclass
+class _Batch:
+    """The rows decoding together and their state; row i of every tensor is rows[i]."""
+
+    rows: list[_Row]
+    cache: DynamicCache
+    width: int  # cache columns (padding included); rows are right-aligned in them
+    lengths: torch.Tensor  # tokens of each row in the cache (= its next position id)
+    logits: torch.Tensor  # next-token logits, float32 [rows, vocab]
+    seen: torch.Tensor | None  # token ids already in each row, for the repetition penalty
+
+    def select(self, keep: list[int]) -> None:
+        index = torch.tensor(keep, device=self.lengths.device)
+        self.rows = [self.rows[i] for i in keep]
+        self.cache.batch_select_indices(index)
+        self.lengths, self.logits = self.lengths[index], self.logits[index]
+        if self.seen is not None:
+            self.seen = self.seen[index]
+
+    def trim(self) -> None:
+        """Cut the columns that are padding for every row (slot caches only)."""
+        columns = self.width - int(self.lengths.max())
+        if columns > 0:
+            for layer in self.cache.layers:
+                layer.trim_left(columns)
+            self.width -= columns
+
+    def merge(self, other: "_Batch") -> None:
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.merge(theirs)
+        self.width = max(self.width, other.width)
+        self.rows += other.rows
+        self.lengths = torch.cat([self.lengths, other.lengths])
+        self.logits = torch.cat([self.logits, other.logits])
+        if self.seen is not None:
+            self.seen = torch.cat([self.seen, other.seen])
+
+
+class TransformersEngine:
+    """`Engine` on a transformers causal LM (see the module docstring).
+
+    Options: `dtype` ("float32", "bfloat16", "float16"; default fp32 on CPU, bf16 on CUDA),
+    `device` (default cuda when available, else cpu), `batch_size` (most rows decoding
+    at once, default 256, lowered to fit the KV cache in half the free memory),
+    `trust_remote_code` (default False), `attn_implementation`.
+    """
+
+    name = "transformers"
+    supports_json_schema = False  # Sampling.json_schema is ignored: callers parse the answer
+
+    def __init__(
+        self,
+        path: str,
+        model_id: str | None = None,
+        dtype=None,
+        device: str | None = None,
+        batch_size: int = 256,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+    ):
+        self.model_id = model_id or path
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = _resolve_dtype(dtype, self.device)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=self.dtype, trust_remote_code=trust_remote_code, **extra
+        )
+        self.model.to(self.device).eval()
+        self.eos_ids = self._eos_ids()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
+        self.vocab_size = self.model.get_output_embeddings().weight.shape[0]
+        text = self.model.config.get_text_config()
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+        # bytes of K and V for one token across all layers: what one row's cache grows by per step
+        self.kv_bytes_per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if source is None:
+                continue
+            ids.update([source] if isinstance(source, int) else source)
+        return ids
+
+    def _split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
+        """Stop strings that are one added token become token ids (checked per step for free);
+        the rest are matched on the decoded text."""
+        added = self.tokenizer.get_added_vocab()
+        ids, texts = set(), []
+        for stop in stops:
+            if stop in added:
+                ids.add(added[stop])
+            elif stop:
+                texts.append(stop)
+        return ids, texts
+
+    def capacity(self, longest_prompt: int, max_tokens: int) -> int:
+        """Most rows to decode at once: `batch_size`, lowered so the worst-case KV cache
+        (every row at prompt + max_tokens) fits in half the free memory."""
+        per_row = self.kv_bytes_per_token * (longest_prompt + max_tokens)
+        return max(1, min(self.batch_size, _free_memory_bytes(self.device) // 2 // max(per_row, 1)))
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]:
+        if sampling.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {sampling.max_tokens}")
+        if sampling.n < 1 or not prompts:
+            return [[] for _ in prompts]
+        encoded = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        if any(len(ids) == 0 for ids in encoded):
+            raise ValueError("Cannot generate from an empty prompt: every prompt needs at least one token")
+        stop_ids, text_stops = self._split_stops(sampling.stop)
+        stop_ids |= self.eos_ids | set(sampling.stop_token_ids)
+        base_seed = sampling.seed if sampling.seed is not None else random.SystemRandom().getrandbits(63)
+        rows = [
+            _Row(p, k, encoded[p], random.Random(f"{base_seed}/{p}/{k}"))
+            for p in sorted(range(len(prompts)), key=lambda p: len(encoded[p]))
+            for k in range(sampling.n)
+        ]
+        self._run(rows, sampling, stop_ids, text_stops)
+        results: list[list[Completion]] = [[None] * sampling.n for _ in prompts]  # type: ignore[list-item]
+        for row in rows:
+            results[row.prompt][row.sample] = Completion(
+                text=row.text, finish_reason=row.finish, prompt_tokens=len(row.prompt_ids), completion_tokens=len(row.out)
+            )
+        return results
+
+    def _run(self, rows: list[_Row], sampling: Sampling, stop_ids: set[int], text_stops: list[str]) -> None:
+        capacity = self.capacity(max(len(r.prompt_ids) for r in rows), sampling.max_tokens)
+        stop_tensor = torch.tensor(sorted(stop_ids), dtype=torch.long, device=self.device)
+        stop_window = max((len(s) for s in text_stops), default=0) + 1
+        slots = _slot_cache(self.model) is not None  # can rows join a running batch?
+        waiting = deque(rows)
+        batch: _Batch | None = None
+        while True:
+            live = [] if batch is None else [i for i, row in enumerate(batch.rows) if row.finish is None]
+            if batch is not None and not live:
+                batch = None
+            free = capacity - len(live)
+            # admit waiting rows in chunks: each admission copies the cache once
+            admit = bool(waiting) and free > 0 and (
+                batch is None or (slots and (free >= max(1, capacity // 4) or free >= len(waiting)))
+            )
+            # finished rows ride along (their tokens are ignored) until dropping them is worth a copy
+            finished = 0 if batch is None else len(batch.rows) - len(live)
+            if finished and (admit or finished * 8 >= len(batch.rows)):
+                batch.select(live)
+                if slots:
+                    batch.trim()
+            if admit:
+                new = self._prefill([waiting.popleft() for _ in range(min(free, len(waiting)))], sampling, slots)
+                if batch is None:
+                    batch = new
+                else:
+                    batch.merge(new)
+            if batch is None:
+                return
+            tokens = self._sample(batch, sampling)
+            self._record(batch, tokens, sampling, stop_tensor, text_stops, stop_window)
+            if all(row.finish for row in batch.rows):
+                continue
+            self._step(batch, tokens)
+
+    def _prefill(self, rows: list[_Row], sampling: Sampling, slots: bool) -> _Batch:
+        """Run each distinct prompt once (left-padded), then give every row its prompt's cache."""
+        order: dict[int, int] = {}
+        for row in rows:
+            order.setdefault(row.prompt, len(order))
+        unique = [next(r.prompt_ids for r in rows if r.prompt == p) for p in order]
+        # bound the tokens of one forward pass (activation memory); slot caches can be stacked
+        chunk = max(1, _PREFILL_TOKENS // max(len(ids) for ids in unique)) if slots else len(unique)
+        cache, logits, width = None, [], 0
+        for first in range(0, len(unique), chunk):
+            part = unique[first : first + chunk]
+            part_cache, part_logits = self._forward_prompts(part, slots)
+            width = max(width, max(len(ids) for ids in part))
+            logits.append(part_logits)
+            if cache is None:
+                cache = part_cache
+            else:
+                for mine, theirs in zip(cache.layers, part_cache.layers):
+                    mine.merge(theirs)
+        index = torch.tensor([order[r.prompt] for r in rows], device=self.device)
+        cache.batch_select_indices(index)  # one copy of the prompt's cache per sample
+        lengths = torch.tensor([len(r.prompt_ids) for r in rows], device=self.device)
+        seen = None
+        if sampling.repetition_penalty != 1.0:
+            seen = torch.zeros((len(rows), self.vocab_size), dtype=torch.bool, device=self.device)
+            for i, row in enumerate(rows):
+                seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
+        return _Batch(rows, cache, width, lengths, torch.cat(logits)[index], seen)
+
+    def _forward_prompts(self, prompts: list[list[int]], slots: bool):
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, ids in enumerate(prompts):
+            input_ids[i, width - len(ids) :] = torch.tensor(ids)
+            mask[i, width - len(ids) :] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        cache = _slot_cache(self.model) if slots else DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return cache, out.logits[:, -1, :].float()
+
+    def _sample(self, batch: _Batch, sampling: Sampling) -> torch.Tensor:
+        logits = batch.logits
+        if batch.seen is not None:
+            penalty = sampling.repetition_penalty
+            logits = torch.where(batch.seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+        if sampling.temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / sampling.temperature, dim=-1)
+        if sampling.top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            # drop tokens once the mass before them reaches top_p (the first one always stays)
+            drop = (sorted_probs.cumsum(-1) - sorted_probs) >= sampling.top_p
+            probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+        cumulative = probs.cumsum(-1)
+        # inverse-CDF sampling with one uniform number per row from the row's own stream
+        uniform = torch.tensor([row.rng.random() for row in batch.rows], device=self.device, dtype=cumulative.dtype)
+        picks = torch.searchsorted(cumulative, (uniform * cumulative[:, -1]).unsqueeze(-1), right=True)
+        return picks.squeeze(-1).clamp_(max=cumulative.shape[-1] - 1)
+
+    def _record(self, batch, tokens, sampling, stop_tensor, text_stops, stop_window) -> None:
+        """Append each row's new token; finish rows on a stop id, a stop string or max_tokens."""
+        hit_stop = torch.isin(tokens, stop_tensor).tolist()
+        for i, (row, token) in enumerate(zip(batch.rows, tokens.tolist())):
+            if row.finish:
+                continue
+            row.out.append(token)
+            if hit_stop[i]:
+                row.text, row.finish = self._decode(row.out[:-1]), "stop"
+            elif text_stops and any(s in self._decode(row.out[-stop_window:]) for s in text_stops):
+                text = self._decode(row.out)
+                row.text, row.finish = text[: min(text.find(s) for s in text_stops if s in text)], "stop"
+            elif len(row.out) >= sampling.max_tokens:
+                row.text, row.finish = self._decode(row.out), "length"
+        if batch.seen is not None:
+            batch.seen[torch.arange(len(batch.rows), device=self.device), tokens] = True
+
+    def _decode(self, ids: list[int]) -> str:
+        # special tokens stay visible so a leaked template marker can be detected downstream
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _step(self, batch: _Batch, tokens: torch.Tensor) -> None:
+        """Feed each row its new token; store the next-token logits."""
+        batch.width += 1
+        width = batch.width
+        batch.lengths = batch.lengths + 1
+        # rows are right-aligned: row i's real tokens are its last lengths[i] columns
+        mask = (torch.arange(width, device=self.device) >= (width - batch.lengths).unsqueeze(-1)).long()
+        out = self.model(
+            input_ids=tokens.unsqueeze(-1),
+            attention_mask=mask,
+            position_ids=(batch.lengths - 1).unsqueeze(-1),
+            past_key_values=batch.cache,
+            use_cache=True,
+        )
+        batch.logits = out.logits[:, -1, :].float()
