@@ -10,11 +10,16 @@ import sys
 def cmd_template(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    from .engines import resolve_model
-    from .templates import describe
+    from .engines import ModelNotAvailableError, resolve_model
+    from .templates import TemplateError, describe
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model), trust_remote_code=args.trust_remote_code)
-    print(json.dumps(describe(tokenizer, system_prompt=args.system_prompt), indent=2, ensure_ascii=False))
+    try:
+        path = resolve_model(args.model)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
+        info = describe(tokenizer, system_prompt=args.system_prompt)
+    except (ModelNotAvailableError, TemplateError) as e:
+        raise SystemExit(f"magpie-datasets template: error: {e}") from None
+    print(json.dumps(info, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -1,0 +1,41 @@
+"""`magpie-datasets template`: one JSON object for any tokenizer directory, one error line otherwise."""
+
+import json
+
+import pytest
+
+from magpie_datasets.cli import main
+from tests.chat_tokenizers import fixture, fixture_tokenizer
+
+
+def template_json(tmp_path, name, capsys, *extra):
+    path = tmp_path / name
+    fixture_tokenizer(fixture(name)).save_pretrained(path)
+    assert main(["template", str(path), *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_template_prints_published_pre_query_for_a_known_family(tmp_path, capsys):
+    info = template_json(tmp_path, "Qwen__Qwen2-7B-Instruct", capsys)
+    assert info["family"] == "qwen2"
+    assert info["pre_query"] == "<|im_start|>user\n"
+    assert info["post_query"] == "<|im_end|>\n<|im_start|>assistant\n"
+    assert "<|im_end|>" in info["stop"]
+
+
+def test_template_derives_for_an_unknown_family(tmp_path, capsys):
+    info = template_json(tmp_path, "microsoft__phi-4", capsys)
+    assert info["family"] is None
+    assert info["pre_query"] == "<|im_start|>user<|im_sep|>"
+    assert "<|im_end|>" in info["stop"]
+
+
+def test_template_error_is_one_line(tmp_path, capsys):
+    path = tmp_path / "gemma"
+    fixture_tokenizer(fixture("google__gemma-2-2b-it")).save_pretrained(path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["template", str(path), "--system-prompt", "You are a math tutor."])
+    message = str(exit_info.value.code)
+    assert message.startswith("magpie-datasets template: error:") and "system" in message.lower()
+    with pytest.raises(SystemExit, match="not available"):
+        main(["template", str(tmp_path / "missing")])
