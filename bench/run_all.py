@@ -48,8 +48,8 @@ STAGES = {
     "language": ("step2", "tag_language (lingua)"),
     "neighbors": ("step2", "min_neighbor_distance (MiniLM + FAISS)"),
     "tags": ("step2", "tag_with_llm, quality only"),
-    "safety": ("step2", "safety tag"),
-    "rewards": ("step2", "reward model score"),
+    "safety": ("step2", "tag_safety (embedded model as the guard)"),
+    "rewards": ("step2", "add_rewards (SmolLM2-135M with a one-output head)"),
     "filters": ("neighbors", "filters: not ending with ':', unique, longest half"),
     "formats": ("step2", "to_messages"),
     "multiturn": ("step2", "add_turns, 2 turns"),
@@ -136,29 +136,35 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
     opts = {"engine": engine, "engine_options": _engine_options(engine)}
     mapped = dict(batched=True, batch_size=BATCH, load_from_cache_file=False)
 
-    if stage in GENERATION and stage not in ("safety", "rewards"):
+    if stage in GENERATION and stage != "rewards":
         t0 = time.perf_counter()
         load_engine(None, engine, **_engine_options(engine))  # load once, timed apart from the stage
         result["load_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    # Steps 1 and 2: the transform first, then the bare engine on the same prompts. Any warm-up or
+    # vLLM prefix-cache effect therefore favours the bare engine: the ratio errs against the transform.
     if stage in ("step1", "step1_vllm"):
-        bare_s, bare_tokens = _bare_step1(n, max_tokens, engine)
-        t0 = time.perf_counter()
         out = empty(n).map(add_magpie_instructions, fn_kwargs={**opts, "max_tokens": max_tokens}, **mapped)
+        seconds = time.perf_counter() - t0
+        bare_s, bare_tokens = _bare_step1(n, max_tokens, engine)
         result.update(bare_s=bare_s, bare_tokens=bare_tokens, texts=out["instruction"])
     elif stage in ("step2", "step2_vllm"):
-        bare_s, bare_tokens = _bare_step2(ds["instruction"], max_tokens, engine)
-        t0 = time.perf_counter()
         out = ds.map(generate_responses, fn_kwargs={**opts, "max_tokens": max_tokens}, **mapped)
+        seconds = time.perf_counter() - t0
+        bare_s, bare_tokens = _bare_step2(ds["instruction"], max_tokens, engine)
         result.update(bare_s=bare_s, bare_tokens=bare_tokens, texts=out["response"])
     elif stage == "language":
-        from magpie_datasets.language import tag_language
+        from magpie_datasets.language import language_detector, tag_language
 
+        language_detector(False)  # (the cache key tag_language uses) build the detector once, outside the timing (as a model load)
+        t0 = time.perf_counter()
         out = ds.map(tag_language, **mapped)
     elif stage == "neighbors":
         from magpie_datasets.similarity import min_neighbor_distance
 
+        min_neighbor_distance(ds.select(range(min(2, len(ds)))))  # load the embedding model first
+        t0 = time.perf_counter()
         out = min_neighbor_distance(ds)
     elif stage == "tags":
         from magpie_datasets.tags import tag_with_llm
@@ -168,11 +174,18 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
     elif stage == "safety":
         from magpie_datasets import safety
 
-        out = ds.map(safety.tag_safety, **mapped)
+        # no Llama-Guard ships offline: the embedded chat model plays the guard (same work per row)
+        out = ds.map(safety.tag_safety, fn_kwargs={"model": None, "max_tokens": max_tokens}, **mapped)
+        result["texts"] = [a or "" for a in out["safety_raw_answer"]]
     elif stage == "rewards":
         from magpie_datasets import rewards
 
-        out = ds.map(rewards.add_rewards, **mapped)
+        model_dir = _reward_model(Path(target).parent / "reward-model")
+        warm = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]]
+        rewards.score_conversations(warm, model_dir, trust_remote_code=False, batch_size=8, max_length=4096,
+                                    dtype=None, device=None)  # load once, as the engines are, outside the timing
+        t0 = time.perf_counter()
+        out = ds.map(rewards.add_rewards, fn_kwargs={"model": model_dir}, **mapped)
     elif stage == "filters":
         from magpie_datasets.filters import all_of, is_unique, longest, not_ending_with
 
@@ -185,6 +198,8 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
     elif stage == "multiturn":
         from magpie_datasets.multiturn import add_turns
 
+        # turn 1 was cut at the small max_tokens, which add_turns would (rightly) not continue
+        ds = ds.remove_columns([c for c in ("instruction_issue", "response_issue") if c in ds.column_names])
         out = ds.map(add_turns, fn_kwargs={**opts, "num_turns": 2, "max_tokens": max_tokens,
                                            "response_max_tokens": max_tokens}, **mapped)
         result["texts"] = [*out["instruction_2"], *out["response_2"]]
@@ -217,13 +232,28 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
         out = run_resumable(rows, [(_double, {})], Path(target) / "ck", batch_size=BATCH)
     else:
         raise SystemExit(f"unknown stage {stage}")
-    result["seconds"] = time.perf_counter() - t0
+    result["seconds"] = seconds if stage in ("step1", "step1_vllm", "step2", "step2_vllm") else time.perf_counter() - t0
     result["rows_out"] = len(out)
     texts = result.pop("texts", None)
     if texts is not None:
         result["tokens"] = _tokens(texts)
     out.save_to_disk(target)
     return result
+
+
+def _reward_model(directory: Path) -> str:
+    """SmolLM2-135M as a sequence classifier with a (random) one-output head: reward-model-sized work."""
+    if not directory.exists():
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from magpie_datasets.embedded import smollm2_dir
+
+        tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
+        model = AutoModelForSequenceClassification.from_pretrained(smollm2_dir(), num_labels=1)
+        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+    return str(directory)
 
 
 def _double(batch):
@@ -256,17 +286,42 @@ def run_child(stage: str, n: int, max_tokens: int, source: str | None, target: s
     command = [sys.executable, __file__, "--child", stage, "--rows", str(n), "--max-tokens", str(max_tokens),
                "--target", target] + (["--source", source] if source else [])
     t0 = time.perf_counter()
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        peak_tree = _watch_tree_rss(child, timeout)
+        wall = time.perf_counter() - t0
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode is None:
         return {"status": f"timed out after {timeout:.0f}s"}
-    wall = time.perf_counter() - t0
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
-        return {"status": "failed", "error": (done.stderr or done.stdout)[-1500:]}
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    if child.returncode != 0 or not lines:
+        return {"status": "failed", "error": (stderr or stdout)[-1500:]}
     result = json.loads(lines[-1][len("RESULT "):])
-    result.update(status="ok", process_wall_s=wall)
+    result.update(status="ok", process_wall_s=wall, peak_tree_rss_mb=peak_tree)
     return result
+
+
+def _watch_tree_rss(child: subprocess.Popen, timeout: float) -> float:
+    """Wait for `child`; return the peak RSS (MB) of it plus its descendants (vLLM's engine process)."""
+    import psutil
+
+    peak, deadline = 0.0, time.monotonic() + timeout
+    proc = psutil.Process(child.pid)
+    while child.poll() is None:
+        if time.monotonic() > deadline:
+            for p in proc.children(recursive=True) + [proc]:
+                p.kill()
+            child.wait()
+            child.returncode = None
+            break
+        try:
+            rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+            peak = max(peak, rss / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(0.25)
+    return peak
 
 
 def derive(entry: dict, n: int) -> dict:
@@ -365,7 +420,7 @@ def main() -> int:
 
 def table(report: dict) -> str:
     """The report as a Markdown table."""
-    lines = ["| stage | rows | s | rows/s | tok/s | vs bare | peak RSS MB | growth x (exp) |",
+    lines = ["| stage | rows | s | rows/s | tok/s | vs bare | peak RSS MB (tree) | growth x (exp) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for stage, entry in report["stages"].items():
         growth = entry.get("growth")
@@ -378,7 +433,7 @@ def table(report: dict) -> str:
                 f"{r['checkpoint_vs_map']:.2f} (map)" if "checkpoint_vs_map" in r else "")
             tok = f"{r['tokens_per_s']:.0f}" if "tokens_per_s" in r else ""
             lines.append(f"| {stage} | {n} | {r['seconds']:.1f} | {r['rows_per_s']:.1f} | {tok} | {vs} | "
-                         f"{r['peak_rss_mb']:.0f} | {g} |")
+                         f"{r['peak_rss_mb']:.0f} ({r.get('peak_tree_rss_mb', 0):.0f}) | {g} |")
     return "\n".join(lines)
 
 
