@@ -208,3 +208,42 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path):
 
     assert result["h"] == [hashlib.sha256(f"s/{r}".encode()).hexdigest() for r in range(n)]
     assert json.loads((out / "magpie_run.json").read_text())["input"]["num_rows"] == n
+
+
+def crash_after_first_batch(batch):
+    if crash_at and batch["uuid"][0] != crash_at[0]:
+        raise RuntimeError("killed")
+    return {}
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread while a model runs: on a CPU shared with other jobs two spinning OpenMP
+    threads can be many times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resumed_generation_equals_an_uninterrupted_one(tmp_path, monkeypatch, one_torch_thread):
+    """Steps 1 and 2 on the embedded model (sampled step 1, greedy step 2, seed 5)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
+
+    options = {"engine_options": {"batch_size": 2}, "max_tokens": 6, "seed": 5}
+    steps = [(add_magpie_instructions, options), (generate_responses, options), (crash_after_first_batch, {})]
+    ds = empty(4)
+    crash_at[:] = []
+    whole = run_resumable(ds, steps, tmp_path / "whole", batch_size=2)
+
+    crash_at[:] = [whole["uuid"][0]]  # the run dies in its second batch, after the first was written
+    with pytest.raises(RuntimeError, match="killed"):
+        run_resumable(ds, steps, tmp_path / "resumed", batch_size=2)
+    assert len(list((tmp_path / "resumed" / "batches").glob("*.arrow"))) == 1
+    crash_at[:] = []
+    resumed = run_resumable(ds, steps, tmp_path / "resumed", batch_size=2)
+    assert resumed.to_list() == whole.to_list()
+    assert len(set(resumed["uuid"])) == 4 and any(q.strip() for q in resumed["instruction"])

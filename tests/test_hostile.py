@@ -31,6 +31,18 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread while a model runs: on a CPU shared with other jobs two spinning OpenMP
+    threads can be many times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     """`magpie-datasets ARGV` in this process: (exit code, stdout, stderr)."""
     try:
@@ -315,7 +327,7 @@ def garbage_chat_model_dir(base_model_dir, tmp_path_factory, smollm2_tokenizer):
     return directory
 
 
-def test_a_judge_that_answers_garbage(garbage_chat_model_dir):
+def test_a_judge_that_answers_garbage(garbage_chat_model_dir, one_torch_thread):
     tags = pytest.importorskip("magpie_datasets.tags")
     rows = Dataset.from_dict({"instruction": ["Write a poem about the sea.", "", "What is 2 + 2?"]})
     out = rows.map(
@@ -341,7 +353,9 @@ def test_a_reward_model_of_the_wrong_type(base_model_dir, tmp_path):
     assert files_under(tmp_path) == set()
 
 
-def test_generate_cli_never_writes_or_logs_the_environment_token(tmp_path, monkeypatch, caplog, capsys):
+def test_generate_cli_never_writes_or_logs_the_environment_token(
+    tmp_path, monkeypatch, caplog, capsys, one_torch_thread
+):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     caplog.set_level(logging.DEBUG)
     out, ck = tmp_path / "out", tmp_path / "ck"

@@ -64,7 +64,7 @@ def test_embedded_model_steps_1_and_2_match_a_single_process_run(local_cluster, 
 
     from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
 
-    options = {"engine_options": {"batch_size": 4}}
+    options = {"engine_options": {"batch_size": 2}}  # the engine other tests load too (one load per session)
     steps = [
         (add_magpie_instructions, {**options, "max_tokens": 10, "seed": 7}),
         (generate_responses, {**options, "max_tokens": 10, "seed": 7}),
