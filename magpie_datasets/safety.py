@@ -1,0 +1,96 @@
+"""Safety tag with a Llama-Guard-style classifier: `llama_guard_2` = "safe" or "unsafe\\nS<k>" (DESIGN §5).
+
+    ds = ds.map(magpie.tag_safety, batched=True)      # meta-llama/Meta-Llama-Guard-2-8B
+    ds = ds.map(magpie.tag_safety, batched=True, fn_kwargs={"model": "meta-llama/Llama-Guard-3-8B"})
+
+The guard's own chat template turns the (instruction, response) conversation into its
+classification prompt, category list included; the model answers "safe", or "unsafe" and a
+line of violated category codes. That answer is normalised by `parse_guard_answer`; one it
+cannot read gives None, with the answer kept in `safety_raw_answer`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from datasets import Features, Value
+
+from .engines import load_engine
+from .engines.base import Sampling
+from .schema import require_columns, typed_batch
+from .templates import chat_prompt
+
+GUARD_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"
+
+SAFETY_FEATURES = Features(
+    {"llama_guard_2": Value("string"), "safety_model": Value("string"), "safety_raw_answer": Value("string")}
+)
+
+_CODE = re.compile(r"\b([SO])\s*(\d{1,2})\b", re.IGNORECASE)  # S1..S14 (Guard 2/3), O1..O7 (Guard 1)
+
+
+def parse_guard_answer(answer: Any) -> str | None:
+    """"safe", "unsafe", or "unsafe\\n" + the category codes ("S2" or "S1,S10"); None if unreadable.
+
+    >>> parse_guard_answer(" unsafe\\ns2 "), parse_guard_answer("Safe."), parse_guard_answer("maybe")
+    ('unsafe\\nS2', 'safe', None)
+    """
+    if not isinstance(answer, str):
+        return None
+    text = answer.strip()
+    first_word = re.match(r"[A-Za-z]+", text)
+    verdict = first_word.group(0).lower() if first_word else ""
+    if verdict == "safe":
+        return "safe"
+    if verdict != "unsafe":
+        return None
+    codes = [f"{letter.upper()}{int(number)}" for letter, number in _CODE.findall(text[first_word.end() :])]
+    codes = list(dict.fromkeys(codes))
+    return "unsafe\n" + ",".join(codes) if codes else "unsafe"
+
+
+def tag_safety(
+    batch: Mapping[str, list],
+    model: str = GUARD_MODEL,
+    engine: str = "transformers",
+    max_tokens: int = 16,
+    instruction_column: str = "instruction",
+    response_column: str = "response",
+    engine_options: Mapping[str, Any] | None = None,
+) -> dict[str, list]:
+    """Classify each (instruction, response) conversation with a guard model.
+
+    ```
+    {"instruction": ["How do I bake bread?"], "response": ["Mix flour, water, ..."]}
+    -> {"llama_guard_2": ["safe"], "safety_model": ["meta-llama/Meta-Llama-Guard-2-8B"],
+        "safety_raw_answer": [None]}
+    ```
+    The verdict is about the last turn: the response, or the instruction when the response is
+    empty or the column absent. Rows without an instruction get None everywhere.
+    """
+    require_columns(batch, {instruction_column: "add_magpie_instructions"}, "tag_safety")
+    instructions = [q if isinstance(q, str) else "" for q in batch[instruction_column]]
+    rows = len(instructions)
+    responses = list(batch[response_column]) if response_column in batch else [None] * rows
+    verdicts: list[str | None] = [None] * rows
+    generators: list[str | None] = [None] * rows
+    raw: list[str | None] = [None] * rows
+    todo = [i for i in range(rows) if instructions[i].strip()]
+    if todo:
+        llm = load_engine(model, engine, **dict(engine_options or {}))
+        prompts = []
+        for i in todo:
+            messages = [{"role": "user", "content": instructions[i]}]
+            if isinstance(responses[i], str) and responses[i].strip():
+                messages.append({"role": "assistant", "content": responses[i]})
+            prompts.append(chat_prompt(llm.tokenizer, messages))
+        eos = getattr(llm.tokenizer, "eos_token", None)
+        sampling = Sampling(temperature=0.0, max_tokens=max_tokens, stop=(eos,) if eos else (), seed=0)
+        for i, (completion,) in zip(todo, llm.generate(prompts, sampling)):
+            verdicts[i] = parse_guard_answer(completion.text)
+            generators[i] = llm.model_id
+            raw[i] = completion.text if verdicts[i] is None else None
+    return typed_batch(
+        {"llama_guard_2": verdicts, "safety_model": generators, "safety_raw_answer": raw}, SAFETY_FEATURES
+    )
