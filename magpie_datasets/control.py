@@ -1,0 +1,167 @@
+"""Domain and language control of step 1 by a system prompt (DESIGN §5, paper fig. 15).
+
+    ds = magpie.empty(1000).map(magpie.add_controlled_instructions, batched=True,
+                                fn_kwargs={"mix": {"math": 0.5, "code": 0.3, "language:ja": 0.2}})
+
+A mix maps a system prompt to a weight. A key is a preset name (`PRESETS`: "math", "code",
+"translation"), `"language:<ISO 639-1>"` (e.g. "language:ja"), None (no system prompt: the
+plain Magpie pre-query), or any other string, used as the system prompt itself. Each row
+draws its key from a hash of (seed, row uuid), so the draw is reproducible and does not
+depend on batch boundaries; `assign_system_prompts` is that draw as a pure function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
+
+from datasets import Features, Value
+
+from .generate import add_magpie_instructions
+from .schema import INSTRUCTION_FEATURES, batch_size_of, require_columns, typed_batch
+
+# In our own words, after the paper's fig. 15 (math, code, translation assistants).
+PRESETS = {
+    "math": (
+        "You are an AI assistant that helps people with mathematics. Users bring you math problems "
+        "of every kind and level, from arithmetic to proofs, and you guide them step by step to a "
+        "correct solution, explaining the concepts and reasoning along the way."
+    ),
+    "code": (
+        "You are an AI assistant that helps people with programming. Users ask you to write, explain, "
+        "review and debug code in many languages, and you guide them step by step to working, "
+        "well-explained solutions."
+    ),
+    "translation": (
+        "You are an AI assistant specialised in translation. Users give you texts to translate between "
+        "languages, and you produce accurate translations that keep the meaning, tone and nuances of "
+        "the original."
+    ),
+}
+
+LANGUAGE_PREFIX = "language:"
+
+CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": Value("string")})
+
+
+@lru_cache(maxsize=None)
+def _language_names() -> dict[str, str]:
+    """ISO 639-1 code (lower case) -> English language name, from lingua's language table."""
+    from lingua import Language
+
+    return {lang.iso_code_639_1.name.lower(): lang.name.replace("_", " ").title() for lang in Language.all()}
+
+
+def language_prompt(language: str) -> str:
+    """A system prompt that steers step 1 towards users writing in `language` (ISO 639-1, e.g. "ja")."""
+    names = _language_names()
+    code = str(language).strip().lower()
+    if code not in names:
+        raise ValueError(
+            f"Unknown language code {language!r}: use an ISO 639-1 code, one of {', '.join(sorted(names))}; "
+            "or pass your own system prompt string."
+        )
+    name = names[code]
+    return (
+        f"You are an AI assistant for users who write in {name}. Users ask you questions and give you "
+        f"tasks in {name}, and you answer them helpfully and accurately in {name}."
+    )
+
+
+def system_prompt_of(key: str | None) -> str | None:
+    """The system prompt text a mix key stands for (preset, "language:xx", None, or itself)."""
+    if key is None or key == "template":
+        return key
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"A system prompt must be a preset name, 'language:<code>', None or a non-empty string, got {key!r}")
+    if key in PRESETS:
+        return PRESETS[key]
+    if key.startswith(LANGUAGE_PREFIX):
+        return language_prompt(key[len(LANGUAGE_PREFIX) :])
+    return key
+
+
+def _weights(mix: str | None | Mapping[str | None, float]) -> list[tuple[str | None, float]]:
+    if mix is None or isinstance(mix, str):
+        return [(mix, 1.0)]
+    if not isinstance(mix, Mapping) or not mix:
+        raise ValueError(f"mix must be a prompt/preset or a non-empty {{prompt_or_preset: weight}} dict, got {mix!r}")
+    weights = []
+    for key, weight in mix.items():
+        system_prompt_of(key)  # fail on a bad key before any generation
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+            raise ValueError(f"mix weight of {key!r} must be a number >= 0, got {weight!r}")
+        weights.append((key, float(weight)))
+    if sum(w for _, w in weights) <= 0:
+        raise ValueError(f"mix weights must not all be zero: {mix!r}")
+    return weights
+
+
+def assign_system_prompts(
+    row_ids: Sequence[str], mix: str | None | Mapping[str | None, float], seed: int = 0
+) -> list[str | None]:
+    """The mix key drawn for each row id: a pure, reproducible function of (seed, row id, mix).
+
+    >>> assign_system_prompts(["a", "b", "c"], {"math": 1, "code": 0})
+    ['math', 'math', 'math']
+    """
+    weights = _weights(mix)
+    total = sum(w for _, w in weights)
+    chosen = []
+    for row_id in row_ids:
+        digest = hashlib.sha256(f"{seed}/{row_id}".encode()).digest()
+        point = int.from_bytes(digest[:8], "little") / 2**64 * total  # uniform in [0, total)
+        for key, weight in weights:
+            if point < weight:
+                break
+            point -= weight
+        else:  # float rounding at the very top
+            key = next(k for k, w in reversed(weights) if w > 0)
+        chosen.append(key)
+    return chosen
+
+
+def add_controlled_instructions(
+    batch: Mapping[str, list],
+    mix: str | None | Mapping[str | None, float] = None,
+    language: str | None = None,
+    seed: int = 0,
+    **step1: Any,
+) -> dict[str, list]:
+    """Step 1 with a system prompt drawn per row from `mix` (or one `language`), recorded per row.
+
+    Input: `uuid` (from `empty(n)`). Output: the columns of `add_magpie_instructions` (its
+    `instruction_options.system_prompt` holds the prompt text used), plus `control`: the mix
+    key the row drew ("math", "language:ja", a custom string, or None). `seed` drives both the
+    draw and sampling; other keyword arguments go to `add_magpie_instructions` (model,
+    temperature, max_tokens, ...).
+
+    ```
+    {"uuid": ["a...", "b..."]}, mix={"math": 1, "code": 1}
+    -> {"uuid": [...], "instruction": ["Solve 2x + 3 = 7.", "Fix my Python loop ..."],
+        "control": ["math", "code"], "instruction_options": [{"system_prompt": "You are ... mathematics ...", ...}, ...], ...}
+    ```
+    """
+    require_columns(batch, {"uuid": "magpie.empty(n)"}, "add_controlled_instructions")
+    if "system_prompt" in step1:
+        raise ValueError("add_controlled_instructions takes its system prompts from mix= (or language=), not system_prompt=")
+    if language is not None:
+        if mix is not None:
+            raise ValueError("Pass either mix= or language=, not both (add 'language:xx' keys to the mix instead)")
+        mix = LANGUAGE_PREFIX + language
+    rows = batch_size_of(batch)
+    keys = assign_system_prompts(batch["uuid"], mix, seed)
+    out: dict[str, list] = {}
+    # One step-1 call per drawn prompt, rows put back in order (an empty batch still gets its columns).
+    for key in dict.fromkeys(keys) or [_weights(mix)[0][0]]:
+        group = [i for i in range(rows) if keys[i] == key]
+        part = add_magpie_instructions(
+            {"uuid": [batch["uuid"][i] for i in group]}, seed=seed, system_prompt=system_prompt_of(key), **step1
+        )
+        for name, values in part.items():
+            column = out.setdefault(name, [None] * rows)
+            for i, value in zip(group, values):
+                column[i] = value
+    out["control"] = keys
+    return typed_batch(out, CONTROL_FEATURES)

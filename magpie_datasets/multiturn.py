@@ -1,0 +1,222 @@
+"""Multi-turn Magpie (MAGPIE-MT, DESIGN §5): `add_turns`, a batched map that adds follow-up turns.
+
+    ds = ds.map(magpie.generate_responses, batched=True)                    # turn 1
+    ds = ds.map(magpie.add_turns, batched=True, fn_kwargs={"num_turns": 3})  # turns 2 and 3
+
+Follow-up user turn k is sampled after the whole conversation so far plus an opened user
+turn (`templates.next_user_prefix`), under the paper's MT system prompt (fig. 14); its
+answer is generated through the plain chat template, without that system prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from datasets import Features, Value
+
+from .engines import load_engine
+from .engines.base import Sampling
+from .generate import batch_seed, clean_instruction, markup_tokens, text_issue
+from .schema import CONVERSATIONS, batch_size_of, require_columns, to_conversations, typed_batch
+from .templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
+
+# Paper fig. 14 (quoted in DESIGN §5).
+MT_SYSTEM_PROMPT = (
+    "You are a helpful AI assistant. The user will engage in a multi-round conversation with you, "
+    "asking initial questions and following up with additional related questions. Your goal is to "
+    "provide thorough, relevant and insightful responses to help the user with their queries."
+)
+
+GEN_MT_CONFIGS = {
+    "temperature": Value("float64"),
+    "top_p": Value("float64"),
+    "max_tokens": Value("int64"),
+    "response_temperature": Value("float64"),
+    "response_max_tokens": Value("int64"),
+    "early_stop": Value("bool"),
+    "sanitize": Value("bool"),
+    "system_prompt": Value("string"),  # the MT prompt as used; null where the template has no system role
+    "input_generator": Value("string"),
+    "seed": Value("int64"),
+    "engine": Value("string"),
+}
+
+
+def turn_features(num_turns: int) -> Features:
+    """Features of the columns `add_turns(..., num_turns)` writes."""
+    columns: dict[str, Any] = {}
+    for k in range(2, num_turns + 1):
+        columns[f"instruction_{k}"] = Value("string")
+        columns[f"response_{k}"] = Value("string")
+    columns["conversations"] = CONVERSATIONS
+    columns["turns_issue"] = Value("string")
+    columns["gen_mt_configs"] = GEN_MT_CONFIGS
+    return Features(columns)
+
+
+def follow_up_prefix(
+    tokenizer, messages: Sequence[Mapping[str, str]], system_prompt: str | None = MT_SYSTEM_PROMPT
+) -> tuple[str, str | None]:
+    """The prompt that makes the model write the next user turn, and the system prompt it carries.
+
+    `messages` is the conversation so far ([{role, content}, ...], user first). The MT system
+    prompt goes in front the way the template places a system message; a template without a
+    system role (Gemma-2), or one that drops it, gets the bare conversation and None back.
+    """
+    if system_prompt:
+        try:
+            prefix = next_user_prefix(tokenizer, [{"role": "system", "content": system_prompt}, *messages])
+        except TemplateError:
+            prefix = None  # "System role not supported": go without it, and say so in the row
+        if prefix is not None and system_prompt.strip() in prefix:
+            return prefix, system_prompt
+    return next_user_prefix(tokenizer, messages), None
+
+
+_PROBE = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}]
+
+
+def _first_turn_issue(batch: Mapping[str, list], row: int) -> str | None:
+    """Why turn 1 of a row cannot be continued (it is missing, empty, truncated, ...)."""
+    for column in ("instruction", "response"):
+        issue = (batch.get(f"{column}_issue") or [None] * (row + 1))[row]
+        text = batch[column][row]
+        if issue is None and not (text or "").strip():
+            issue = "empty"
+        if issue is not None:
+            return f"{column}: {issue}"
+    return None
+
+
+def _turn_one(batch: Mapping[str, list], row: int) -> list[dict[str, str]]:
+    """A row whose turn 1 cannot be continued keeps the conversation it came with."""
+    if "conversations" in batch and batch["conversations"][row] is not None:
+        return list(batch["conversations"][row])
+    return to_conversations(*(t for t in (batch["instruction"][row], batch["response"][row]) if t is not None))
+
+
+def add_turns(
+    batch: Mapping[str, list],
+    num_turns: int = 2,
+    model: str | None = None,
+    engine: str = "transformers",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_tokens: int = 2048,
+    response_max_tokens: int = 4096,
+    response_temperature: float = 0.0,
+    seed: int = 0,
+    early_stop: bool = False,
+    sanitize: bool = False,
+    system_prompt: str | None = MT_SYSTEM_PROMPT,
+    engine_options: Mapping[str, Any] | None = None,
+) -> dict[str, list]:
+    """Turns 2..`num_turns` of each conversation: a sampled follow-up question, then its answer.
+
+    Input: `instruction`, `response` (steps 1-2; `instruction_issue`/`response_issue` are read
+    when present), optionally `model` and `uuid`. `model=None` continues with the row's `model`
+    (the one that wrote turn 1), else the embedded default. Follow-ups are sampled at
+    `temperature`/`top_p` (step-1 defaults), answers at `response_temperature` (greedy, step 2).
+    `early_stop`/`sanitize` clean follow-ups as in step 1 (cut at the first newline / before
+    an answer leak).
+
+    Output columns: `instruction_2`, `response_2`, ... `instruction_{num_turns}`,
+    `response_{num_turns}` (None for turns not reached), `conversations` (ShareGPT
+    [{from: human|gpt, value}], all well-formed turns), `turns_issue` (None when every turn is
+    well-formed, else where the conversation stopped and why, e.g. "instruction_3: max_tokens",
+    "response_2: empty", "response: max_tokens" for a truncated turn 1) and `gen_mt_configs`
+    {temperature, top_p, max_tokens, response_temperature, response_max_tokens, early_stop,
+    sanitize, system_prompt (null where the template has no system role), input_generator, seed, engine}.
+    The text of the turn that failed is kept in its column, so nothing is silently cut.
+
+    >>> batch = {"instruction": ["What is a prime?"], "response": ["A number with two divisors."]}
+    >>> add_turns(batch, num_turns=3, max_tokens=64)["instruction_2"]  # doctest: +SKIP
+    ['Can you give me an example of a prime number?']
+    """
+    require_columns(
+        batch, {"instruction": "add_magpie_instructions", "response": "generate_responses"}, "add_turns"
+    )
+    if not isinstance(num_turns, int) or isinstance(num_turns, bool) or num_turns < 2:
+        raise ValueError(f"add_turns needs num_turns >= 2 (turn 1 is the existing instruction/response), got {num_turns!r}")
+    rows = batch_size_of(batch)
+    keys = [str(k) for k in batch["uuid"]] if "uuid" in batch else [str(t) for t in batch["instruction"]]
+    models = list(batch["model"]) if model is None and "model" in batch else [model] * rows
+    issues = [_first_turn_issue(batch, i) for i in range(rows)]
+    messages = [
+        [{"role": "user", "content": batch["instruction"][i]}, {"role": "assistant", "content": batch["response"][i]}]
+        if issues[i] is None
+        else []
+        for i in range(rows)
+    ]
+    turns = {f"{column}_{k}": [None] * rows for k in range(2, num_turns + 1) for column in ("instruction", "response")}
+    configs: list[dict | None] = [None] * rows
+
+    for name in dict.fromkeys(models):  # one engine per distinct model, in row order
+        mine = [i for i in range(rows) if models[i] == name]
+        llm = load_engine(name, engine, **dict(engine_options or {}))
+        stop = magpie_template(llm.tokenizer, system_prompt="template").stop
+        markup = markup_tokens(llm.tokenizer, stop)
+        used_system_prompt = follow_up_prefix(llm.tokenizer, _PROBE, system_prompt)[1]
+        config = {
+            "temperature": float(temperature),
+            "top_p": float(top_p),
+            "max_tokens": int(max_tokens),
+            "response_temperature": float(response_temperature),
+            "response_max_tokens": int(response_max_tokens),
+            "early_stop": bool(early_stop),
+            "sanitize": bool(sanitize),
+            "system_prompt": used_system_prompt,
+            "input_generator": llm.model_id,
+            "seed": int(seed),
+            "engine": llm.name,
+        }
+        for i in mine:
+            configs[i] = config
+        for k in range(2, num_turns + 1):
+            active = [i for i in mine if issues[i] is None]
+            if not active:
+                break
+            # Follow-up questions: the conversation, then an opened user turn, under the MT prompt.
+            prompts = [follow_up_prefix(llm.tokenizer, messages[i], system_prompt)[0] for i in active]
+            sampling = Sampling(
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_tokens,
+                stop=stop,
+                seed=batch_seed(seed, f"{keys[active[0]]}/instruction_{k}"),
+            )
+            for i, (completion,) in zip(active, llm.generate(prompts, sampling)):
+                text, cut = clean_instruction(completion.text, early_stop, sanitize)
+                turns[f"instruction_{k}"][i] = text
+                if why := text_issue(text, "stop" if cut else completion.finish_reason, markup):
+                    issues[i] = f"instruction_{k}: {why}"
+
+            # Answers: the plain chat template over the conversation, without the MT prompt.
+            active = [i for i in active if issues[i] is None]
+            if not active:
+                break
+            asked = {i: [*messages[i], {"role": "user", "content": turns[f"instruction_{k}"][i]}] for i in active}
+            prompts = [chat_prompt(llm.tokenizer, asked[i]) for i in active]
+            sampling = Sampling(
+                temperature=response_temperature,
+                top_p=top_p,
+                max_tokens=response_max_tokens,
+                stop=stop,
+                seed=batch_seed(seed, f"{keys[active[0]]}/response_{k}"),
+            )
+            for i, (completion,) in zip(active, llm.generate(prompts, sampling)):
+                text = completion.text.strip()
+                turns[f"response_{k}"][i] = text
+                if why := text_issue(text, completion.finish_reason, markup):
+                    issues[i] = f"response_{k}: {why}"
+                else:
+                    messages[i] = [*asked[i], {"role": "assistant", "content": text}]
+
+    conversations = [
+        to_conversations(*(m["content"] for m in conversation)) if conversation else _turn_one(batch, i)
+        for i, conversation in enumerate(messages)
+    ]
+    return typed_batch(
+        {**turns, "conversations": conversations, "turns_issue": issues, "gen_mt_configs": configs},
+        turn_features(num_turns),
+    )

@@ -1,0 +1,207 @@
+"""Preference pairs (MAGPIE-DPO, DESIGN §5): k sampled responses, scored, best vs worst.
+
+    ds = ds.map(magpie.add_response_samples, batched=True)              # responses: k=5 at T=0.8
+    ds = ds.map(magpie.add_rewards, batched=True, fn_kwargs={...})      # rewards_<model>: [{score}] * k
+    ds = ds.map(magpie.to_preference_pairs, batched=True)               # chosen / rejected / prompt
+    dpo = ds.map(magpie.to_preference, batched=True)                    # TRL DPOTrainer's shape
+
+`to_preference_pairs` writes the authors' shape: `chosen`/`rejected` are whole conversations
+(user turn + assistant turn). `formats.to_preference` turns them into TRL's
+prompt/continuation split and drops the rows marked in `pair_issue`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from datasets import Features, Sequence, Value
+
+from .engines import load_engine
+from .engines.base import Sampling
+from .generate import batch_seed, markup_tokens, text_issue
+from .schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
+from .templates import chat_prompt, magpie_template
+
+MESSAGES = [{"role": Value("string"), "content": Value("string")}]
+
+SAMPLE_FEATURES = Features(
+    {
+        "responses": Sequence(Value("string")),
+        "response_issues": Sequence(Value("string")),
+        "gen_response_configs": GEN_RESPONSE_CONFIGS,
+    }
+)
+
+PAIR_FEATURES = Features(
+    {
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "chosen_score": Value("float64"),
+        "rejected_score": Value("float64"),
+        "pair_issue": Value("string"),
+    }
+)
+
+
+def add_response_samples(
+    batch: Mapping[str, list],
+    k: int = 5,
+    temperature: float = 0.8,
+    top_p: float = 1.0,
+    max_tokens: int = 4096,
+    repetition_penalty: float = 1.0,
+    model: str | None = None,
+    engine: str = "transformers",
+    seed: int = 0,
+    engine_options: Mapping[str, Any] | None = None,
+) -> dict[str, list]:
+    """k sampled answers per `instruction` through the model's chat template (paper: k=5, T=0.8).
+
+    `model=None` answers with the row's `model` (the one that wrote the instruction), else the
+    embedded default, as `generate_responses` does.
+
+    ```
+    {"instruction": ["Name a prime."]}
+    -> {"responses": [["Seven.", "2 is prime.", ...]],          # k strings; [] without an instruction
+        "response_issues": [[None, "max_tokens", ...]],         # per response: None, "empty", "max_tokens", "template_markup"
+        "gen_response_configs": [{prompt, temperature, top_p, repetition_penalty, max_tokens,
+                                  stop_tokens, output_generator, engine}]}
+    ```
+    """
+    require_columns(batch, {"instruction": "add_magpie_instructions"}, "add_response_samples")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"add_response_samples needs k >= 1 responses per instruction, got {k!r}")
+    instructions = [text or "" for text in batch["instruction"]]
+    rows = len(instructions)
+    models = list(batch["model"]) if model is None and "model" in batch else [model] * rows
+
+    responses: list[list[str]] = [[] for _ in range(rows)]
+    issues: list[list[str | None]] = [[] for _ in range(rows)]
+    configs: list[dict | None] = [None] * rows
+    for name in dict.fromkeys(models):  # one engine per distinct model, in row order
+        llm = load_engine(name, engine, **dict(engine_options or {}))
+        stop = magpie_template(llm.tokenizer, system_prompt="template").stop
+        markup = markup_tokens(llm.tokenizer, stop)
+        config = {
+            "prompt": chat_prompt(llm.tokenizer, [{"role": "user", "content": "{input}"}]),
+            "temperature": float(temperature),
+            "top_p": float(top_p),
+            "repetition_penalty": float(repetition_penalty),
+            "max_tokens": int(max_tokens),
+            "stop_tokens": list(stop),
+            "output_generator": llm.model_id,
+            "engine": llm.name,
+        }
+        mine = [i for i in range(rows) if models[i] == name]
+        for i in mine:
+            configs[i] = config
+        todo = [i for i in mine if instructions[i].strip()]
+        if not todo:
+            continue
+        sampling = Sampling(
+            n=k,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            repetition_penalty=repetition_penalty,
+            stop=stop,
+            seed=batch_seed(seed, instructions[todo[0]]),
+        )
+        prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}]) for i in todo]
+        for i, completions in zip(todo, llm.generate(prompts, sampling)):
+            responses[i] = [c.text.strip() for c in completions]
+            issues[i] = [text_issue(t, c.finish_reason, markup) for t, c in zip(responses[i], completions)]
+
+    return typed_batch(
+        {"responses": responses, "response_issues": issues, "gen_response_configs": configs}, SAMPLE_FEATURES
+    )
+
+
+def rewards_column_of(columns, rewards_column: str | None = None) -> str:
+    """The rewards column to pair on: `rewards_column`, or the one `rewards_*` column present."""
+    if rewards_column is not None:
+        if rewards_column not in columns:
+            raise ValueError(
+                f"to_preference_pairs: no column {rewards_column!r} (columns: {sorted(columns)}). "
+                "Score the responses with add_rewards first, or name the rewards column you have."
+            )
+        return rewards_column
+    found = sorted(c for c in columns if c.startswith("rewards_"))
+    if len(found) != 1:
+        raise ValueError(
+            f"to_preference_pairs needs one rewards column to pair on; found {found or 'none'} among "
+            f"{sorted(columns)}. Score `responses` with add_rewards (e.g. -> 'rewards_armorm'), or pass "
+            "rewards_column=... to pick one."
+        )
+    return found[0]
+
+
+def _score(value: Any, row: int, column: str) -> float:
+    score = value.get("score") if isinstance(value, Mapping) else value
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        raise ValueError(
+            f"to_preference_pairs: row {row} of this batch has {value!r} in {column!r}; expected "
+            "{'score': number} (as add_rewards writes) or a number per response."
+        )
+    return float(score)
+
+
+def to_preference_pairs(batch: Mapping[str, list], rewards_column: str | None = None) -> dict[str, list]:
+    """Chosen = the highest-scored response, rejected = the lowest, as whole conversations.
+
+    Input: `instruction`, `responses` (k strings), and a rewards column holding one
+    `{score}` (or a number) per response, in the same order; `rewards_column=None` picks the
+    only `rewards_*` column (the authors' is `rewards_armorm`).
+
+    ```
+    {"instruction": ["Sky?"], "responses": [["Blue.", "Green.", "Blue!"]],
+     "rewards_armorm": [[{"score": 0.9}, {"score": -0.3}, {"score": 0.5}]]}
+    -> {"prompt":   [[{"role": "user", "content": "Sky?"}]],
+        "chosen":   [[{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Blue."}]],
+        "rejected": [[{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Green."}]],
+        "chosen_score": [0.9], "rejected_score": [-0.3], "pair_issue": [None]}
+    ```
+
+    Rows that cannot be paired are kept with `chosen`/`rejected`/scores None and `pair_issue`
+    saying why: "no_responses", "single_distinct_response" (all k texts are the same) or
+    "tie" (the distinct responses all scored the same). `prompt` is the user turn as a message
+    list (TRL's conversational prompt). For `trl.DPOTrainer` use `formats.to_preference`, which
+    moves the shared user turn out of chosen/rejected and drops rows with a `pair_issue`.
+    """
+    require_columns(
+        batch,
+        {"instruction": "add_magpie_instructions", "responses": "add_response_samples"},
+        "to_preference_pairs",
+    )
+    column = rewards_column_of(batch.keys(), rewards_column)
+    out: dict[str, list] = {name: [] for name in PAIR_FEATURES}
+    for row in range(batch_size_of(batch)):
+        responses = list(batch["responses"][row] or [])
+        rewards = list(batch[column][row] or [])
+        if len(rewards) != len(responses):
+            raise ValueError(
+                f"to_preference_pairs: row {row} of this batch has {len(responses)} responses but "
+                f"{len(rewards)} scores in {column!r}; score the same `responses` column again."
+            )
+        user = {"role": "user", "content": batch["instruction"][row]}
+        best: dict[str, float] = {}  # distinct text -> its score (a repeated text keeps its first score)
+        for text, reward in zip(responses, rewards):
+            if text and text.strip():
+                best.setdefault(text, _score(reward, row, column))
+        issue = None
+        if not best:
+            issue = "no_responses"
+        elif len(best) == 1:
+            issue = "single_distinct_response"
+        else:
+            chosen = max(best, key=best.__getitem__)  # first of equal maxima, in response order
+            rejected = min(best, key=best.__getitem__)
+            if best[chosen] == best[rejected]:
+                issue = "tie"
+        out["prompt"].append([user])
+        out["pair_issue"].append(issue)
+        for side, text in (("chosen", None if issue else chosen), ("rejected", None if issue else rejected)):
+            out[side].append(None if text is None else [user, {"role": "assistant", "content": text}])
+            out[f"{side}_score"].append(None if text is None else best[text])
+    return typed_batch(out, PAIR_FEATURES)
