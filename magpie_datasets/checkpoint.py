@@ -281,7 +281,9 @@ def _assemble(files: list[Path], input_features: Features) -> Dataset:
         # A column typed null in one batch (all None) and string in another: promote.
         unified = pa.unify_schemas(schemas, promote_options="permissive")
         features = Features.from_arrow_schema(unified)
-        parts = [p.cast(features) if p.data.schema.remove_metadata() != unified else p for p in parts]
+        parts = [
+            p.cast(features, keep_in_memory=True) if p.data.schema.remove_metadata() != unified else p for p in parts
+        ]  # in memory: no cache files written into the checkpoint
     ds = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     # Input columns the steps left alone keep their declared features (ClassLabel, ...).
     kept = {

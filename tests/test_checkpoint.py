@@ -70,6 +70,7 @@ def test_same_rows_as_map_and_finished_run_is_not_redone(tmp_path):
     assert out.features["label"] == ClassLabel(names=["even", "odd"])  # input features kept
     assert out.features["response_issue"] == Value("string")
     assert out.features["note"] == Value("string")  # null in early batches, promoted
+    assert sorted(p.name for p in (tmp_path / "ck" / "batches").iterdir()) == [f"{i:07d}.arrow" for i in range(5)]
 
     calls.clear()
     again = run_resumable(ds, steps, tmp_path / "ck", batch_size=5)
