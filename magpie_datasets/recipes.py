@@ -1,0 +1,364 @@
+"""Recipes: YAML files (in `builders/`) that rebuild a Magpie dataset, run stage by stage.
+
+    recipe = load_recipe("builders/magpie-air.yaml")
+    ds, log = run_recipe(recipe, num_rows=50, model="embedded")     # scaled down to the CPU
+    save_for_hub(ds, "out/", config_name=recipe.config_name, stages=log)
+
+    magpie-datasets build builders/magpie-air.yaml --num-rows 50 --model embedded --output out/
+
+A recipe file:
+
+    name: Magpie-Air                    # what it rebuilds
+    config_name: air                    # its config in a repo holding several recipes
+    num_rows: 3000000                   # rows of `empty(n)` (or the first n of `source`)
+    source: null                        # optional: start from a dataset (Hub id or folder) instead
+    license: llama3                     # optional card license (default: the generator's)
+    engine: vllm                        # "$engine" in stage kwargs
+    engine_options: {tensor_parallel_size: 4}   # "$engine_options"
+    models:                             # "$generator", "$tagger", ... in stage kwargs
+      generator: meta-llama/Meta-Llama-3-8B-Instruct
+      tagger: meta-llama/Meta-Llama-3-8B-Instruct
+    stages:                             # run top to bottom
+      - stage: add_magpie_instructions  # a key of MAP_STAGES, FILTERS or DATASET_STAGES
+        kwargs: {model: $generator, engine: $engine, temperature: 1.0}
+        batch_size: 1000                # optional, map stages only
+      - stage: language_is              # positional arguments, for filters like language_is(*codes)
+        args: [ZH]
+
+A MAP_STAGES function runs as `ds.map(fn, batched=True, fn_kwargs=kwargs)`, a FILTERS
+factory as `ds.filter(factory(*args, **kwargs), batched=True)`, a DATASET_STAGES function as
+`fn(ds, **kwargs)`. Overrides, for scaled-down runs: `num_rows` scales the row count (and a
+`k` of `longest` / `apply_recipe` in proportion); `model` replaces the chat-model roles
+(generator, responder, tagger), and `model="embedded"` sets every role to its stage's
+embedded default and the engine to "transformers", so a recipe runs offline on a CPU;
+`max_tokens` caps every `*max_tokens` argument (given or defaulted); `skip` drops named stages (e.g. the reward
+stages, for which no model ships offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+from datasets import Dataset
+
+from . import control, filters, formats, generate, language, multiturn, preference, rewards, safety, similarity, tags
+
+MAP_STAGES: dict[str, Callable[..., Any]] = {
+    "add_magpie_instructions": generate.add_magpie_instructions,
+    "add_controlled_instructions": control.add_controlled_instructions,
+    "generate_responses": generate.generate_responses,
+    "add_turns": multiturn.add_turns,
+    "add_response_samples": preference.add_response_samples,
+    "tag_with_llm": tags.tag_with_llm,
+    "tag_safety": safety.tag_safety,
+    "tag_language": language.tag_language,
+    "add_rewards": rewards.add_rewards,
+    "reward_diff": rewards.reward_diff,
+    "to_preference_pairs": preference.to_preference_pairs,
+    "to_messages": formats.to_messages,
+    "to_sharegpt": formats.to_sharegpt,
+}
+FILTERS: dict[str, Callable[..., Any]] = {
+    "min_quality": filters.min_quality,
+    "min_difficulty": filters.min_difficulty,
+    "min_reward": filters.min_reward,
+    "positive_reward_difference": filters.positive_reward_difference,
+    "not_ending_with": filters.not_ending_with,
+    "max_newlines": filters.max_newlines,
+    "language_is": filters.language_is,
+}
+DATASET_STAGES: dict[str, Callable[..., Any]] = {
+    "min_neighbor_distance": similarity.min_neighbor_distance,
+    "dedup": filters.dedup,
+    "longest": filters.longest,
+    "apply_recipe": filters.apply_recipe,
+}
+
+EMBEDDED = "embedded"
+CHAT_ROLES = ("generator", "responder", "tagger")  # roles `--model` replaces; others (reward, guard, ...) stay
+_ROW_COUNT_KWARGS = {"longest": "k", "apply_recipe": "k"}  # scaled with --num-rows
+_RECIPE_KEYS = {
+    "name", "description", "config_name", "num_rows", "source", "license", "engine", "engine_options", "models", "stages",
+}
+_STEP_KEYS = {"stage", "args", "kwargs", "batch_size"}
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot run; the message names the file, the step and the fix."""
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    args: tuple[Any, ...] = ()  # positional arguments: filter factories only
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    config_name: str
+    num_rows: int
+    stages: tuple[Step, ...]
+    models: dict[str, str | None] = field(default_factory=dict)
+    engine: str = "transformers"
+    engine_options: dict[str, Any] | None = None
+    source: str | None = None
+    license: str | None = None
+    description: str = ""
+    path: str = "<recipe>"
+
+
+def stage_kind(name: str) -> str:
+    """"map", "filter" or "dataset" for a known stage name; RecipeError otherwise."""
+    for kind, table in (("map", MAP_STAGES), ("filter", FILTERS), ("dataset", DATASET_STAGES)):
+        if name in table:
+            return kind
+    known = sorted([*MAP_STAGES, *FILTERS, *DATASET_STAGES])
+    raise RecipeError(f"unknown stage {name!r}; known stages: {', '.join(known)}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file (stage names, kwargs against the functions, roles)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise RecipeError(f"{path}: cannot read the recipe: {err}") from err
+    return validate_recipe(recipe_from_dict(data, str(path)))
+
+
+def recipe_from_dict(data: Any, path: str = "<recipe>") -> Recipe:
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{path}: a recipe is a mapping with keys {sorted(_RECIPE_KEYS)}")
+    unknown = set(data) - _RECIPE_KEYS
+    if unknown:
+        raise RecipeError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_RECIPE_KEYS)}")
+    for key in ("name", "num_rows", "stages"):
+        if key not in data:
+            raise RecipeError(f"{path}: missing {key!r}")
+    if not isinstance(data["num_rows"], int) or data["num_rows"] < 1:
+        raise RecipeError(f"{path}: num_rows must be a positive integer, got {data['num_rows']!r}")
+    if not isinstance(data["stages"], list) or not data["stages"]:
+        raise RecipeError(f"{path}: stages must be a non-empty list of {{stage: NAME, kwargs: {{...}}}}")
+    steps = []
+    for i, raw in enumerate(data["stages"]):
+        where = f"{path}: stages[{i}]"
+        if not isinstance(raw, Mapping) or "stage" not in raw:
+            raise RecipeError(f"{where}: each step is a mapping with 'stage' (and optional 'kwargs', 'batch_size')")
+        extra = set(raw) - _STEP_KEYS
+        if extra:
+            raise RecipeError(f"{where} ({raw['stage']}): unknown key(s) {sorted(extra)}; put arguments under 'kwargs'")
+        kwargs = raw.get("kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise RecipeError(f"{where} ({raw['stage']}): kwargs must be a mapping")
+        args = raw.get("args") or []
+        if not isinstance(args, list):
+            raise RecipeError(f"{where} ({raw['stage']}): args must be a list")
+        steps.append(Step(str(raw["stage"]), dict(kwargs), raw.get("batch_size"), tuple(args)))
+    models = data.get("models") or {}
+    if not isinstance(models, Mapping):
+        raise RecipeError(f"{path}: models must map role names to model ids")
+    return Recipe(
+        name=str(data["name"]),
+        config_name=str(data.get("config_name") or "default"),
+        num_rows=data["num_rows"],
+        stages=tuple(steps),
+        models=dict(models),
+        engine=str(data.get("engine") or "transformers"),
+        engine_options=dict(data["engine_options"]) if data.get("engine_options") else None,
+        source=data.get("source"),
+        license=data.get("license"),
+        description=str(data.get("description") or ""),
+        path=path,
+    )
+
+
+def validate_recipe(recipe: Recipe) -> Recipe:
+    """Dry run: every stage exists and accepts its kwargs (after `$role` substitution)."""
+    for i, step in enumerate(recipe.stages):
+        where = f"{recipe.path}: stages[{i}] ({step.stage})"
+        try:
+            kind = stage_kind(step.stage)
+        except RecipeError as err:
+            raise RecipeError(f"{where}: {err}") from None
+        if step.batch_size is not None and (kind != "map" or not isinstance(step.batch_size, int) or step.batch_size < 1):
+            raise RecipeError(f"{where}: batch_size is a positive integer, for map stages only")
+        if step.args and kind != "filter":
+            raise RecipeError(f"{where}: args (positional) are for filter stages only; use kwargs")
+        kwargs = resolve_kwargs(recipe, step, where)
+        signature = inspect.signature(_function(step.stage))
+        try:
+            if kind == "filter":
+                signature.bind(*step.args, **kwargs)
+            else:
+                signature.bind(None, **kwargs)  # the batch / the dataset comes first
+        except TypeError as err:
+            params = [p for p in signature.parameters][0 if kind == "filter" else 1:]
+            raise RecipeError(f"{where}: {err}; {step.stage} takes {', '.join(params)}") from None
+    return recipe
+
+
+def resolve_kwargs(recipe: Recipe, step: Step, where: str = "") -> dict[str, Any]:
+    """`step.kwargs` with "$engine", "$engine_options" and "$<role>" replaced from the recipe."""
+    values = {"engine": recipe.engine, "engine_options": recipe.engine_options, **recipe.models}
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("$"):
+            name = value[1:]
+            if name not in values:
+                raise RecipeError(
+                    f"{where or recipe.path}: {value!r} refers to nothing; define it under 'models' "
+                    f"(known: {', '.join('$' + k for k in values)})"
+                )
+            return values[name]
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    return {key: resolve(value) for key, value in step.kwargs.items()}
+
+
+def scaled(
+    recipe: Recipe,
+    num_rows: int | None = None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    skip: tuple[str, ...] | list[str] = (),
+) -> Recipe:
+    """The recipe with the overrides applied (see the module docstring)."""
+    for name in skip:  # a typo must not silently skip nothing; a known stage a recipe lacks is fine
+        stage_kind(name)
+    if skip:
+        recipe = replace(recipe, stages=tuple(step for step in recipe.stages if step.stage not in skip))
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise RecipeError(f"--max-tokens must be at least 1, got {max_tokens}")
+        recipe = replace(recipe, stages=tuple(_capped(step, max_tokens) for step in recipe.stages))
+    if num_rows is not None:
+        if num_rows < 1:
+            raise RecipeError(f"--num-rows must be at least 1, got {num_rows}")
+        factor = num_rows / recipe.num_rows
+        steps = []
+        for step in recipe.stages:
+            key = _ROW_COUNT_KWARGS.get(step.stage)
+            if key and isinstance(step.kwargs.get(key), int):
+                step = replace(step, kwargs={**step.kwargs, key: max(1, math.ceil(step.kwargs[key] * factor))})
+            steps.append(step)
+        recipe = replace(recipe, num_rows=num_rows, stages=tuple(steps))
+    if model == EMBEDDED:
+        recipe = replace(recipe, models={role: None for role in recipe.models}, engine="transformers",
+                         engine_options=None)
+    elif model is not None:
+        recipe = replace(recipe, models={**recipe.models, **{r: model for r in CHAT_ROLES if r in recipe.models}})
+    return recipe
+
+
+def _capped(step: Step, max_tokens: int) -> Step:
+    """`step` with every `*max_tokens` argument, given or defaulted, at most `max_tokens`."""
+    kwargs = dict(step.kwargs)
+    for name, param in inspect.signature(_function(step.stage)).parameters.items():
+        if name.endswith("max_tokens"):
+            value = kwargs.get(name, param.default)
+            if isinstance(value, int) and value > max_tokens:
+                kwargs[name] = max_tokens
+    return replace(step, kwargs=kwargs)
+
+
+def _function(stage: str) -> Callable[..., Any]:
+    return {"map": MAP_STAGES, "filter": FILTERS, "dataset": DATASET_STAGES}[stage_kind(stage)][stage]
+
+
+def run_recipe(recipe: Recipe, **overrides: Any) -> tuple[Dataset, list[dict[str, Any]]]:
+    """Run the recipe with `scaled` overrides; returns the dataset and the stage log for the card.
+
+    The log is `[{"stage": name, "rows": rows after it, **kwargs}, ...]`, starting with where
+    the rows came from.
+    """
+    recipe = validate_recipe(scaled(recipe, **overrides))
+    if recipe.source:
+        from datasets import load_dataset
+
+        ds = load_dataset(recipe.source, split="train")
+        ds = ds.select(range(min(recipe.num_rows, len(ds))))
+        log = [{"stage": "source", "rows": len(ds), "recipe": recipe.name, "dataset": recipe.source}]
+    else:
+        ds = generate.empty(recipe.num_rows)
+        log = [{"stage": "empty", "rows": len(ds), "recipe": recipe.name}]
+    for step in recipe.stages:
+        kwargs = resolve_kwargs(recipe, step)
+        kind = stage_kind(step.stage)
+        if kind == "map":
+            options = {"batch_size": step.batch_size} if step.batch_size else {}
+            ds = ds.map(MAP_STAGES[step.stage], batched=True, fn_kwargs=kwargs, desc=step.stage, **options)
+        elif kind == "filter":
+            ds = ds.filter(FILTERS[step.stage](*step.args, **kwargs), batched=True, desc=step.stage)
+        else:
+            ds = DATASET_STAGES[step.stage](ds, **kwargs)
+        log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
+    return ds, log
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_build_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`magpie-datasets build RECIPE [--num-rows N] [--model M] (--output DIR | --push REPO)`."""
+    p = subparsers.add_parser("build", help="run a recipe from builders/ and save it as a Hub folder or push it")
+    p.add_argument("recipe", help="path of a recipe YAML file (see builders/)")
+    p.add_argument("--num-rows", type=int, default=None, help="scale the recipe to N starting rows")
+    p.add_argument("--model", default=None,
+                   help='replace the chat models (generator, responder, tagger); "embedded": every stage on its '
+                        'embedded default, engine transformers (CPU, offline)')
+    p.add_argument("--max-tokens", type=int, default=None, help="cap every max_tokens of the recipe (scaled-down runs)")
+    p.add_argument("--skip", action="append", default=[], metavar="STAGE",
+                   help="drop a stage of the recipe (repeatable), e.g. add_rewards where no reward model is at hand")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", help="write the Hub repository layout (parquet, README card, plots) here")
+    where.add_argument("--push", metavar="REPO", help="push to this Hub dataset repo (token: HF_TOKEN or login)")
+    where.add_argument("--dry-run", action="store_true", help="validate the recipe and print the scaled steps")
+    p.add_argument("--config-name", default=None, help="config to write (default: the recipe's config_name)")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    p.set_defaults(func=cmd_build)
+    return p
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The `scaled` keyword arguments of parsed `build` options."""
+    return {"num_rows": args.num_rows, "model": args.model, "max_tokens": args.max_tokens, "skip": tuple(args.skip)}
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe)
+    overrides = overrides_from_args(args)
+    if args.dry_run:
+        plan = validate_recipe(scaled(recipe, **overrides))
+        for step in plan.stages:
+            shown = {"stage": step.stage, "kind": stage_kind(step.stage), **({"args": list(step.args)} if step.args else {})}
+            print(json.dumps({**shown, **resolve_kwargs(plan, step)}, ensure_ascii=False, default=str))
+        return 0
+    ds, log = run_recipe(recipe, **overrides)
+    config_name = args.config_name or recipe.config_name
+    options = {"stages": log, "license": recipe.license}
+    if args.output:
+        from .hub import save_for_hub
+
+        save_for_hub(ds, args.output, config_name=config_name, **options)
+        print(f"{len(ds)} rows written to {args.output} as config {config_name!r}")
+    else:
+        from .hub import push_to_hub
+
+        # token=None: huggingface_hub reads HF_TOKEN or the saved login; it is never printed
+        info = push_to_hub(ds, args.push, config_name=config_name, private=args.private or None, **options)
+        print(f"{len(ds)} rows pushed to {args.push} as config {config_name!r}: {info.commit_url}")
+    return 0
