@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .recipes import add_build_parser
+
 
 def cmd_template(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the batches on a Ray cluster (ADDRESS, e.g. ray://head:10001 or auto; none: a local cluster)",
     )
     p.set_defaults(func=cmd_generate)
+
+    add_build_parser(sub)
     return parser
 
 
