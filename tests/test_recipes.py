@@ -216,7 +216,6 @@ def check_command(argv: list[str]) -> None:
     assert plan.stages
 
 
-@pytest.mark.xfail(strict=True, reason="the lead wires recipes.add_build_parser into cli.build_parser")
 def test_the_cli_has_the_build_command():
     from magpie_datasets import cli
 
