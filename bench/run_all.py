@@ -87,7 +87,37 @@ def _engine_options(engine: str) -> dict:
     return {"batch_size": BATCH}
 
 
-def _bare_step1(n: int, max_tokens: int, engine: str):
+class Clock:
+    """Wall time and CPU time of this process and its children (vLLM's engine runs in one).
+
+    CPU seconds are what a stage costs even when other jobs share the cores; wall seconds
+    are what a user waits.
+    """
+
+    def __init__(self):
+        import psutil
+
+        self._me = psutil.Process()
+        self.reset()
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except Exception:  # a child that just ended
+                pass
+        return total
+
+    def reset(self) -> None:
+        self._wall, self._cpu0 = time.perf_counter(), self._cpu()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self._wall, self._cpu() - self._cpu0
+
+
+def _bare_step1(n: int, max_tokens: int, engine: str) -> dict:
     from magpie_datasets.engines import Sampling, load_engine
     from magpie_datasets.generate import batch_seed, empty
     from magpie_datasets.templates import magpie_template
@@ -95,23 +125,24 @@ def _bare_step1(n: int, max_tokens: int, engine: str):
     llm = load_engine(None, engine, **_engine_options(engine))
     template = magpie_template(llm.tokenizer)
     uuids = empty(n)["uuid"]
-    t0, tokens = time.perf_counter(), 0
+    clock, tokens = Clock(), 0
     for start in range(0, n, BATCH):
         part = uuids[start : start + BATCH]
         sampling = Sampling(n=len(part), temperature=1.0, top_p=1.0, max_tokens=max_tokens, stop=template.stop,
                             seed=batch_seed(0, part[0]))
         tokens += sum(c.completion_tokens for c in llm.generate([template.pre_query], sampling)[0])
-    return time.perf_counter() - t0, tokens
+    wall, cpu = clock.read()
+    return {"bare_s": wall, "bare_cpu_s": cpu, "bare_tokens": tokens}
 
 
-def _bare_step2(instructions: list[str], max_tokens: int, engine: str):
+def _bare_step2(instructions: list[str], max_tokens: int, engine: str) -> dict:
     from magpie_datasets.engines import Sampling, load_engine
     from magpie_datasets.generate import batch_seed
     from magpie_datasets.templates import chat_prompt, magpie_template
 
     llm = load_engine(None, engine, **_engine_options(engine))
     stop = magpie_template(llm.tokenizer, system_prompt="template").stop
-    t0, tokens = time.perf_counter(), 0
+    clock, tokens = Clock(), 0
     for start in range(0, len(instructions), BATCH):
         part = [q for q in instructions[start : start + BATCH] if q.strip()]
         if not part:
@@ -119,52 +150,62 @@ def _bare_step2(instructions: list[str], max_tokens: int, engine: str):
         sampling = Sampling(temperature=0.0, max_tokens=max_tokens, stop=stop, seed=batch_seed(0, part[0]))
         prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": q}]) for q in part]
         tokens += sum(c.completion_tokens for (c,) in llm.generate(prompts, sampling))
-    return time.perf_counter() - t0, tokens
+    wall, cpu = clock.read()
+    return {"bare_s": wall, "bare_cpu_s": cpu, "bare_tokens": tokens}
 
 
-def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: str) -> dict:
+def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: str, bare: bool) -> dict:
     """Run one stage on `n` rows; returns its measurements (and saves its output to `target`)."""
     from datasets import disable_caching, load_from_disk
 
-    from magpie_datasets.engines import load_engine
+    from magpie_datasets.engines import Sampling, load_engine
     from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
 
     disable_caching()  # every map really runs
     ds = load_from_disk(source) if source else None
+    if ds is not None and len(ds) < n:  # the parent stage did not run at this size: repeat its rows
+        from datasets import concatenate_datasets
+
+        ds = concatenate_datasets([ds] * -(-n // len(ds))).select(range(n))
+        ds = ds.map(lambda row, i: {"uuid": f"{row['uuid']}-{i}"}, with_indices=True)
     result: dict = {}
     engine = "vllm" if stage.endswith("_vllm") else "transformers"
     opts = {"engine": engine, "engine_options": _engine_options(engine)}
     mapped = dict(batched=True, batch_size=BATCH, load_from_cache_file=False)
 
     if stage in GENERATION and stage != "rewards":
-        t0 = time.perf_counter()
-        load_engine(None, engine, **_engine_options(engine))  # load once, timed apart from the stage
-        result["load_s"] = time.perf_counter() - t0
+        clock = Clock()
+        llm = load_engine(None, engine, **_engine_options(engine))  # load once, timed apart from the stage
+        result["load_s"] = clock.read()[0]
+        llm.generate(["Hello"], Sampling(n=2, max_tokens=4, seed=0))  # first-call set-up, outside the timing
 
-    t0 = time.perf_counter()
+    clock = Clock()
     # Steps 1 and 2: the transform first, then the bare engine on the same prompts. Any warm-up or
     # vLLM prefix-cache effect therefore favours the bare engine: the ratio errs against the transform.
     if stage in ("step1", "step1_vllm"):
         out = empty(n).map(add_magpie_instructions, fn_kwargs={**opts, "max_tokens": max_tokens}, **mapped)
-        seconds = time.perf_counter() - t0
-        bare_s, bare_tokens = _bare_step1(n, max_tokens, engine)
-        result.update(bare_s=bare_s, bare_tokens=bare_tokens, texts=out["instruction"])
+        measured = clock.read()
+        if bare:
+            result.update(_bare_step1(n, max_tokens, engine))
+        result["texts"] = out["instruction"]
     elif stage in ("step2", "step2_vllm"):
         out = ds.map(generate_responses, fn_kwargs={**opts, "max_tokens": max_tokens}, **mapped)
-        seconds = time.perf_counter() - t0
-        bare_s, bare_tokens = _bare_step2(ds["instruction"], max_tokens, engine)
-        result.update(bare_s=bare_s, bare_tokens=bare_tokens, texts=out["response"])
+        measured = clock.read()
+        if bare:
+            result.update(_bare_step2(ds["instruction"], max_tokens, engine))
+        result["texts"] = out["response"]
     elif stage == "language":
         from magpie_datasets.language import language_detector, tag_language
 
-        language_detector(False)  # (the cache key tag_language uses) build the detector once, outside the timing (as a model load)
-        t0 = time.perf_counter()
+        language_detector(False)  # the cache key tag_language uses: built once, outside the timing
+        tag_language({"instruction": ["How do I bake bread?"]})  # lingua loads its language models lazily
+        clock.reset()
         out = ds.map(tag_language, **mapped)
     elif stage == "neighbors":
         from magpie_datasets.similarity import min_neighbor_distance
 
         min_neighbor_distance(ds.select(range(min(2, len(ds)))))  # load the embedding model first
-        t0 = time.perf_counter()
+        clock.reset()
         out = min_neighbor_distance(ds)
     elif stage == "tags":
         from magpie_datasets.tags import tag_with_llm
@@ -184,7 +225,7 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
         warm = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]]
         rewards.score_conversations(warm, model_dir, trust_remote_code=False, batch_size=8, max_length=4096,
                                     dtype=None, device=None)  # load once, as the engines are, outside the timing
-        t0 = time.perf_counter()
+        clock.reset()
         out = ds.map(rewards.add_rewards, fn_kwargs={"model": model_dir}, **mapped)
     elif stage == "filters":
         from magpie_datasets.filters import all_of, is_unique, longest, not_ending_with
@@ -200,6 +241,7 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
 
         # turn 1 was cut at the small max_tokens, which add_turns would (rightly) not continue
         ds = ds.remove_columns([c for c in ("instruction_issue", "response_issue") if c in ds.column_names])
+        clock.reset()
         out = ds.map(add_turns, fn_kwargs={**opts, "num_turns": 2, "max_tokens": max_tokens,
                                            "response_max_tokens": max_tokens}, **mapped)
         result["texts"] = [*out["instruction_2"], *out["response_2"]]
@@ -225,14 +267,16 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
         from magpie_datasets.checkpoint import run_resumable
 
         rows = Dataset.from_dict({"x": list(range(n))})
-        t0 = time.perf_counter()
+        clock.reset()
         rows.map(_double, **mapped)
-        result["map_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        result["map_s"] = clock.read()[0]
+        clock.reset()
         out = run_resumable(rows, [(_double, {})], Path(target) / "ck", batch_size=BATCH)
     else:
         raise SystemExit(f"unknown stage {stage}")
-    result["seconds"] = seconds if stage in ("step1", "step1_vllm", "step2", "step2_vllm") else time.perf_counter() - t0
+    if stage not in ("step1", "step1_vllm", "step2", "step2_vllm"):
+        measured = clock.read()
+    result["seconds"], result["cpu_s"] = measured
     result["rows_out"] = len(out)
     texts = result.pop("texts", None)
     if texts is not None:
@@ -261,7 +305,7 @@ def _double(batch):
 
 
 def child_main(args) -> int:
-    result = run_stage(args.child, args.rows, args.max_tokens, args.source, args.target)
+    result = run_stage(args.child, args.rows, args.max_tokens, args.source, args.target, args.bare)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print("RESULT " + json.dumps(result))
     return 0
@@ -280,11 +324,12 @@ def available(stage: str) -> str | None:
     return None
 
 
-def run_child(stage: str, n: int, max_tokens: int, source: str | None, target: str, timeout: float) -> dict:
+def run_child(stage: str, n: int, max_tokens: int, source: str | None, target: str, timeout: float,
+              bare: bool) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false",
            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, __file__, "--child", stage, "--rows", str(n), "--max-tokens", str(max_tokens),
-               "--target", target] + (["--source", source] if source else [])
+               "--target", target] + (["--source", source] if source else []) + (["--bare"] if bare else [])
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
@@ -334,7 +379,8 @@ def derive(entry: dict, n: int) -> dict:
     if "bare_s" in entry:
         entry["bare_rows_per_s"] = n / entry["bare_s"]
         entry["bare_tokens_per_s"] = entry["bare_tokens"] / entry["bare_s"]
-        entry["transform_vs_bare"] = entry["bare_s"] / s  # 1.0 = the transform costs nothing extra
+        entry["transform_vs_bare"] = entry["bare_s"] / s  # wall: 1.0 = the transform costs nothing extra
+        entry["transform_vs_bare_cpu"] = entry["bare_cpu_s"] / entry["cpu_s"]  # CPU: steadier on shared cores
     if "map_s" in entry:
         entry["checkpoint_vs_map"] = entry["map_s"] / s
     return entry
@@ -351,6 +397,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-sizes", type=int, nargs="*", default=[100],
+                        help="sizes at which steps 1-2 also run on the bare engine (doubles their cost)")
     args = parser.parse_args()
     if args.child:
         return child_main(args)
@@ -362,7 +411,8 @@ def main() -> int:
                     "load_avg_at_start": os.getloadavg()},
         "settings": {"model": "embedded SmolLM2-135M-Instruct", "max_tokens": args.max_tokens, "batch_size": BATCH,
                      "sizes": sizes, "budget_s": args.budget_s,
-                     "tags_max_tokens": 4 * args.max_tokens, "preference_k": 2, "multiturn_turns": 2},
+                     "tags_max_tokens": 4 * args.max_tokens, "preference_k": 2, "multiturn_turns": 2,
+                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "stages": {},
     }
     outputs: dict[tuple[str, int], str] = {}
@@ -377,9 +427,13 @@ def main() -> int:
                     entry["sizes"][str(n)] = {"status": f"skipped: {why}"}
                     continue
                 source = outputs.get((parent, n)) if parent else None
-                if parent and source is None:
-                    entry["sizes"][str(n)] = {"status": f"skipped: no {parent} output at {n} rows"}
-                    continue
+                replicated = None
+                if parent and source is None:  # the parent skipped this size: repeat its largest output
+                    done = sorted(m for (st, m) in outputs if st == parent)
+                    if not done:
+                        entry["sizes"][str(n)] = {"status": f"skipped: no {parent} output"}
+                        continue
+                    source, replicated = outputs[(parent, done[-1])], done[-1]
                 if previous and previous.get("seconds"):
                     estimate = previous["process_wall_s"] - previous["seconds"] + previous["seconds"] * n / previous["n"]
                     if estimate > args.budget_s:
@@ -387,8 +441,11 @@ def main() -> int:
                         continue
                 target = str(work / f"{stage}-{n}")
                 print(f"[{time.strftime('%H:%M:%S')}] {stage} at {n} rows ...", flush=True)
-                result = derive(run_child(stage, n, args.max_tokens, source, target, timeout=3 * args.budget_s), n)
+                bare = stage.split("_")[0] in ("step1", "step2") and n in args.bare_sizes
+                result = derive(run_child(stage, n, args.max_tokens, source, target, 3 * args.budget_s, bare), n)
                 result["n"] = n
+                if replicated:
+                    result["input"] = f"{parent} output of {replicated} rows, repeated"
                 entry["sizes"][str(n)] = result
                 print("   ", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items() if k != "error"},
                       result.get("error", "")[-600:], flush=True)
@@ -396,10 +453,13 @@ def main() -> int:
                     outputs[(stage, n)] = target
                     previous = result
             ok = [entry["sizes"][str(n)] for n in sizes if entry["sizes"].get(str(n), {}).get("status") == "ok"]
-            if len(ok) >= 2 and ok[0]["seconds"] > 0:
-                ratio = ok[-1]["seconds"] / ok[0]["seconds"]
-                entry["growth"] = {"rows": [ok[0]["n"], ok[-1]["n"]], "time_ratio": ratio,
-                                   "exponent": math.log(ratio) / math.log(ok[-1]["n"] / ok[0]["n"])}
+            if len(ok) >= 2 and ok[0]["seconds"] > 0 and ok[0]["cpu_s"] > 0:
+                rows = ok[-1]["n"] / ok[0]["n"]
+                wall, cpu = ok[-1]["seconds"] / ok[0]["seconds"], ok[-1]["cpu_s"] / ok[0]["cpu_s"]
+                # exponent 1.0 = time grows linearly with rows; CPU time is steadier on shared cores
+                entry["growth"] = {"rows": [ok[0]["n"], ok[-1]["n"]], "time_ratio": wall, "cpu_ratio": cpu,
+                                   "exponent": math.log(wall) / math.log(rows),
+                                   "cpu_exponent": math.log(cpu) / math.log(rows)}
             Path(args.report).write_text(json.dumps(report, indent=2))  # partial report as we go
         for n in sizes:  # transformers vs vllm, same stage and rows
             for step in ("step1", "step2"):
@@ -408,7 +468,10 @@ def main() -> int:
                 if hf.get("tokens_per_s") and vl.get("tokens_per_s"):
                     report.setdefault("vllm_vs_transformers", {})[f"{step}@{n}"] = {
                         "transformers_tokens_per_s": hf["tokens_per_s"], "vllm_tokens_per_s": vl["tokens_per_s"],
-                        "speedup": vl["tokens_per_s"] / hf["tokens_per_s"]}
+                        "speedup": vl["tokens_per_s"] / hf["tokens_per_s"],
+                        "transformers_tokens_per_cpu_s": hf["tokens"] / hf["cpu_s"],
+                        "vllm_tokens_per_cpu_s": vl["tokens"] / vl["cpu_s"],
+                        "cpu_speedup": (vl["tokens"] / vl["cpu_s"]) / (hf["tokens"] / hf["cpu_s"])}
         report["machine"]["load_avg_at_end"] = os.getloadavg()
         Path(args.report).write_text(json.dumps(report, indent=2))
         print(table(report))
@@ -420,19 +483,20 @@ def main() -> int:
 
 def table(report: dict) -> str:
     """The report as a Markdown table."""
-    lines = ["| stage | rows | s | rows/s | tok/s | vs bare | peak RSS MB (tree) | growth x (exp) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| stage | rows | wall s | CPU s | rows/s | tok/s | vs bare (wall / CPU) | peak RSS MB (tree) | growth x wall / CPU (exp) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for stage, entry in report["stages"].items():
         growth = entry.get("growth")
         for n, r in entry["sizes"].items():
             if r.get("status") != "ok":
-                lines.append(f"| {stage} | {n} | {r.get('status')} | | | | | |")
+                lines.append(f"| {stage} | {n} | {r.get('status')} | | | | | | |")
                 continue
-            g = f"{growth['time_ratio']:.1f} ({growth['exponent']:.2f})" if growth and n == str(growth["rows"][-1]) else ""
-            vs = f"{r['transform_vs_bare']:.2f}" if "transform_vs_bare" in r else (
+            g = (f"{growth['time_ratio']:.1f} / {growth['cpu_ratio']:.1f} ({growth['exponent']:.2f} / "
+                 f"{growth['cpu_exponent']:.2f})" if growth and n == str(growth["rows"][-1]) else "")
+            vs = f"{r['transform_vs_bare']:.2f} / {r['transform_vs_bare_cpu']:.2f}" if "transform_vs_bare" in r else (
                 f"{r['checkpoint_vs_map']:.2f} (map)" if "checkpoint_vs_map" in r else "")
             tok = f"{r['tokens_per_s']:.0f}" if "tokens_per_s" in r else ""
-            lines.append(f"| {stage} | {n} | {r['seconds']:.1f} | {r['rows_per_s']:.1f} | {tok} | {vs} | "
+            lines.append(f"| {stage} | {n} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {r['rows_per_s']:.1f} | {tok} | {vs} | "
                          f"{r['peak_rss_mb']:.0f} ({r.get('peak_tree_rss_mb', 0):.0f}) | {g} |")
     return "\n".join(lines)
 
