@@ -160,6 +160,20 @@ def add_magpie_instructions(
     )
 
 
+def response_config(llm, temperature: float, top_p: float, repetition_penalty: float, max_tokens: int) -> dict:
+    """The `gen_response_configs` of answering with `llm`: its prompt template, decoding and stops."""
+    return {
+        "prompt": chat_prompt(llm.tokenizer, [{"role": "user", "content": "{input}"}]),
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "repetition_penalty": float(repetition_penalty),
+        "max_tokens": int(max_tokens),
+        "stop_tokens": list(magpie_template(llm.tokenizer, system_prompt="template").stop),
+        "output_generator": llm.model_id,
+        "engine": llm.name,
+    }
+
+
 def generate_responses(
     batch: Mapping[str, list],
     model: str | None = None,
@@ -196,18 +210,9 @@ def generate_responses(
     configs: list[dict | None] = [None] * rows
     for name in dict.fromkeys(models):  # one engine per distinct model, in row order
         llm = load_engine(name, engine, **dict(engine_options or {}))
-        stop = magpie_template(llm.tokenizer, system_prompt="template").stop
+        config = response_config(llm, temperature, top_p, repetition_penalty, max_tokens)
+        stop = tuple(config["stop_tokens"])
         markup = markup_tokens(llm.tokenizer, stop)
-        config = {
-            "prompt": chat_prompt(llm.tokenizer, [{"role": "user", "content": "{input}"}]),
-            "temperature": float(temperature),
-            "top_p": float(top_p),
-            "repetition_penalty": float(repetition_penalty),
-            "max_tokens": int(max_tokens),
-            "stop_tokens": list(stop),
-            "output_generator": llm.model_id,
-            "engine": llm.name,
-        }
         todo = [i for i in range(rows) if models[i] == name and instructions[i].strip()]
         for i in range(rows):
             if models[i] == name:

@@ -18,9 +18,9 @@ from datasets import Features, Sequence, Value
 
 from .engines import load_engine
 from .engines.base import Sampling
-from .generate import batch_seed, markup_tokens, text_issue
+from .generate import batch_seed, markup_tokens, response_config, text_issue
 from .schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
-from .templates import chat_prompt, magpie_template
+from .templates import chat_prompt
 
 MESSAGES = [{"role": Value("string"), "content": Value("string")}]
 
@@ -81,18 +81,9 @@ def add_response_samples(
     configs: list[dict | None] = [None] * rows
     for name in dict.fromkeys(models):  # one engine per distinct model, in row order
         llm = load_engine(name, engine, **dict(engine_options or {}))
-        stop = magpie_template(llm.tokenizer, system_prompt="template").stop
+        config = response_config(llm, temperature, top_p, repetition_penalty, max_tokens)
+        stop = tuple(config["stop_tokens"])
         markup = markup_tokens(llm.tokenizer, stop)
-        config = {
-            "prompt": chat_prompt(llm.tokenizer, [{"role": "user", "content": "{input}"}]),
-            "temperature": float(temperature),
-            "top_p": float(top_p),
-            "repetition_penalty": float(repetition_penalty),
-            "max_tokens": int(max_tokens),
-            "stop_tokens": list(stop),
-            "output_generator": llm.model_id,
-            "engine": llm.name,
-        }
         mine = [i for i in range(rows) if models[i] == name]
         for i in mine:
             configs[i] = config
