@@ -344,7 +344,6 @@ def resume(
         )
     if not steps:
         raise ValueError("A resumable run needs at least one (function, fn_kwargs) step")
-    ds = ds.flatten_indices() if ds._indices is not None else ds  # slices must be cheap and stable
     identity = run_identity(ds, steps, batch_size)
     directory = Path(checkpoint_dir)
     created = not directory.exists()
@@ -353,7 +352,7 @@ def resume(
         return _resume(ds, steps, directory, batch_size, compute, identity, desc)
     except BaseException:
         # A run that fails before finishing any batch (bad model, bad template...) leaves nothing.
-        if created and not any((directory / "batches").glob("*.arrow")):
+        if created and not any((directory / "batches").glob("[0-9]*.arrow")):
             shutil.rmtree(directory, ignore_errors=True)
         raise
 

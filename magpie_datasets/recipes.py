@@ -279,11 +279,16 @@ def _function(stage: str) -> Callable[..., Any]:
     return {"map": MAP_STAGES, "filter": FILTERS, "dataset": DATASET_STAGES}[stage_kind(stage)][stage]
 
 
-def run_recipe(recipe: Recipe, **overrides: Any) -> tuple[Dataset, list[dict[str, Any]]]:
+def run_recipe(
+    recipe: Recipe, checkpoint_dir: str | Path | None = None, ray: bool = False, **overrides: Any
+) -> tuple[Dataset, list[dict[str, Any]]]:
     """Run the recipe with `scaled` overrides; returns the dataset and the stage log for the card.
 
     The log is `[{"stage": name, "rows": rows after it, **kwargs}, ...]`, starting with where
-    the rows came from.
+    the rows came from. With `checkpoint_dir`, every map stage runs exactly once through
+    `checkpoint.run_resumable` (one sub-directory per stage): run the same call again after a
+    crash to resume. `ray=True` runs the map stages on the connected Ray cluster
+    (`ray_runner.run_on_ray`; one started on this machine if none is).
     """
     recipe = validate_recipe(scaled(recipe, **overrides))
     if recipe.source:
@@ -295,10 +300,12 @@ def run_recipe(recipe: Recipe, **overrides: Any) -> tuple[Dataset, list[dict[str
     else:
         ds = generate.empty(recipe.num_rows)
         log = [{"stage": "empty", "rows": len(ds), "recipe": recipe.name}]
-    for step in recipe.stages:
+    for index, step in enumerate(recipe.stages):
         kwargs = resolve_kwargs(recipe, step)
         kind = stage_kind(step.stage)
-        if kind == "map":
+        if kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
+            ds = _map_exactly_once(ds, MAP_STAGES[step.stage], kwargs, step, index, checkpoint_dir, ray)
+        elif kind == "map":
             options = {"batch_size": step.batch_size} if step.batch_size else {}
             ds = ds.map(MAP_STAGES[step.stage], batched=True, fn_kwargs=kwargs, desc=step.stage, **options)
         elif kind == "filter":
@@ -307,6 +314,19 @@ def run_recipe(recipe: Recipe, **overrides: Any) -> tuple[Dataset, list[dict[str
             ds = DATASET_STAGES[step.stage](ds, **kwargs)
         log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
     return ds, log
+
+
+def _map_exactly_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool) -> Dataset:
+    """One map stage through the checkpoint (and on Ray when asked), batches as `Dataset.map` cuts them."""
+    from .checkpoint import run_resumable
+
+    batch_size = step.batch_size or 1000  # Dataset.map's default: the same batches, so the same seeds
+    where = Path(checkpoint_dir) / f"{index:02d}-{step.stage}" if checkpoint_dir is not None else None
+    if ray:
+        from .ray_runner import run_on_ray
+
+        return run_on_ray(ds, [(fn, kwargs)], batch_size=batch_size, checkpoint_dir=where)
+    return run_resumable(ds, [(fn, kwargs)], where, batch_size=batch_size, desc=step.stage)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -329,6 +349,11 @@ def add_build_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     where.add_argument("--dry-run", action="store_true", help="validate the recipe and print the scaled steps")
     p.add_argument("--config-name", default=None, help="config to write (default: the recipe's config_name)")
     p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="where finished batches of the map stages are kept; the same command resumes from it "
+                        "(default: OUTPUT.CONFIG.checkpoint, or REPO with / as __ for --push)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the map stages on a Ray cluster (ADDRESS, e.g. auto or ray://head:10001; none: a local one)")
     p.set_defaults(func=cmd_build)
     return p
 
@@ -347,8 +372,23 @@ def cmd_build(args: argparse.Namespace) -> int:
             shown = {"stage": step.stage, "kind": stage_kind(step.stage), **({"args": list(step.args)} if step.args else {})}
             print(json.dumps({**shown, **resolve_kwargs(plan, step)}, ensure_ascii=False, default=str))
         return 0
-    ds, log = run_recipe(recipe, **overrides)
     config_name = args.config_name or recipe.config_name
+    # Resumable by default: run the same command again after a crash. The checkpoint is kept
+    # after success, so a finished build is read back instead of redone (delete it to rebuild).
+    target = args.output.rstrip("/") if args.output else args.push.replace("/", "__")
+    checkpoint = args.checkpoint_dir or f"{target}.{config_name}.checkpoint"
+    ray_started = False
+    if args.ray is not None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=args.ray or None)
+            ray_started = True
+    try:
+        ds, log = run_recipe(recipe, checkpoint_dir=checkpoint, ray=args.ray is not None, **overrides)
+    finally:
+        if ray_started:
+            ray.shutdown()
     options = {"stages": log, "license": recipe.license}
     if args.output:
         from .hub import save_for_hub
@@ -361,4 +401,5 @@ def cmd_build(args: argparse.Namespace) -> int:
         # token=None: huggingface_hub reads HF_TOKEN or the saved login; it is never printed
         info = push_to_hub(ds, args.push, config_name=config_name, private=args.private or None, **options)
         print(f"{len(ds)} rows pushed to {args.push} as config {config_name!r}: {info.commit_url}")
+    print(f"finished batches kept in {checkpoint} (the same command reads them back; delete it to rebuild)")
     return 0

@@ -248,3 +248,38 @@ def test_resumed_generation_equals_an_uninterrupted_one(tmp_path, monkeypatch, o
     resumed = run_resumable(ds, steps, tmp_path / "resumed", batch_size=2)
     assert resumed.to_list() == whole.to_list()
     assert len(set(resumed["uuid"])) == 4 and any(q.strip() for q in resumed["instruction"])
+
+
+RECIPE = {
+    "name": "tiny-resumable",
+    "config_name": "tiny",
+    "num_rows": 4,
+    "engine_options": {"batch_size": 2},
+    "models": {"generator": None},
+    "stages": [
+        {"stage": "add_magpie_instructions",
+         "kwargs": {"model": "$generator", "engine_options": "$engine_options", "max_tokens": 5, "seed": 2},
+         "batch_size": 2},
+        {"stage": "not_ending_with", "kwargs": {"suffix": "::"}},
+        {"stage": "generate_responses", "kwargs": {"engine_options": "$engine_options", "max_tokens": 5},
+         "batch_size": 2},
+    ],
+}
+
+
+def test_build_recipe_through_the_checkpoint_equals_a_plain_run(tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from magpie_datasets.recipes import recipe_from_dict, run_recipe
+
+    recipe = recipe_from_dict(RECIPE)
+    plain, plain_log = run_recipe(recipe)
+    checkpointed, log = run_recipe(recipe, checkpoint_dir=tmp_path / "ck")
+    assert checkpointed.to_list() == plain.to_list() and log == plain_log
+    stages = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert stages == ["00-add_magpie_instructions", "02-generate_responses"]  # one per map stage
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "ck").glob("*/batches/[0-9]*.arrow")}
+    assert len(written) == 4  # two batches of two rows per map stage
+
+    again, _ = run_recipe(recipe, checkpoint_dir=tmp_path / "ck")  # finished: read back, not redone
+    assert again.to_list() == plain.to_list()
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ck").glob("*/batches/[0-9]*.arrow")} == written

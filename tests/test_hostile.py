@@ -366,3 +366,27 @@ def test_generate_cli_never_writes_or_logs_the_environment_token(
     assert (ck / "manifest.json").exists() and (out / "magpie_run.json").exists()
     assert FAKE_TOKEN not in stdout
     assert_no_token(tmp_path, caplog, capsys)
+
+
+def test_build_cli_never_writes_or_logs_the_environment_token(
+    tmp_path, monkeypatch, caplog, capsys, one_torch_thread
+):
+    pytest.importorskip("magpie_datasets.recipes")
+    import yaml
+
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    caplog.set_level(logging.DEBUG)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "tiny", "config_name": "tiny", "num_rows": 2, "engine_options": {"batch_size": 2},
+        "stages": [
+            {"stage": "add_magpie_instructions", "kwargs": {"engine_options": "$engine_options", "max_tokens": 4}},
+            {"stage": "generate_responses", "kwargs": {"engine_options": "$engine_options", "max_tokens": 4}},
+        ],
+    }))
+    out = tmp_path / "hub"
+    code, stdout, err = run_cli(["build", str(recipe), "--output", str(out)], capsys)
+    assert code == 0, err
+    assert (out / "README.md").exists() and (tmp_path / "hub.tiny.checkpoint" / "00-add_magpie_instructions").exists()
+    assert FAKE_TOKEN not in stdout and FAKE_TOKEN not in err
+    assert_no_token(tmp_path, caplog, capsys)
