@@ -385,11 +385,6 @@ def _tags_of(tags: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _constrains_json(llm) -> bool:
-    """Whether the engine enforces `Sampling.json_schema` (vLLM structured outputs)."""
-    return bool(getattr(llm, "supports_json_schema", llm.name == "vllm"))
-
-
 def tag_with_llm(
     batch: Mapping[str, list],
     tags: str | Sequence[str] | None = TAGS,
@@ -398,6 +393,7 @@ def tag_with_llm(
     max_tokens: int = 512,
     column: str = "instruction",
     engine_options: Mapping[str, Any] | None = None,
+    constrained: bool = True,
 ) -> dict[str, list]:
     """Tag each instruction with an LLM judge (greedy, JSON answer).
 
@@ -410,9 +406,13 @@ def tag_with_llm(
         "intent": ["The user wants to ..."], "knowledge": ["To answer, ..."], "difficulty": ["easy"],
         "difficulty_generator": [<judge>], "difficulty_raw_answer": [None]}
     ```
-    Only the columns of the requested `tags` are written. A label the judge's answer does not
-    give is None and the answer goes to `<tag>_raw_answer`; empty instructions are not sent
-    (all their columns None, `other_task_category` []).
+    Only the columns of the requested `tags` are written. With `constrained` (default) the
+    engine decodes under the answer's JSON schema (vLLM structured outputs, llguidance masks in
+    the transformers engine), so even a weak judge names an allowed label; `constrained=False`
+    lets the judge answer freely after a `{"<label>": "` prefill. Either way the answer is parsed:
+    a label it does not give (a truncated or free answer) is None and the answer goes to
+    `<tag>_raw_answer`. Empty instructions are not sent (all their columns None,
+    `other_task_category` []).
     """
     tags = _tags_of(tags)
     require_columns(batch, {column: "add_magpie_instructions"}, "tag_with_llm")
@@ -427,7 +427,7 @@ def tag_with_llm(
         return typed_batch(out, TAG_FEATURES)
 
     llm = load_engine(model, engine, **dict(engine_options or {}))
-    constrained = _constrains_json(llm)
+    constrained = constrained and getattr(llm, "supports_json_schema", False)
     stop = magpie_template(llm.tokenizer, system_prompt="template").stop
     for tag in tags:
         spec = _TAG_SPECS[tag]

@@ -110,7 +110,7 @@ def test_empty_dataset(tmp_path, capsys):
     with pytest.raises(ValueError, match="no rows"):
         run_resumable(empty(0), [(add_magpie_instructions, {})], tmp_path / "ck")
 
-    ray = pytest.importorskip("ray")
+    import ray
     from magpie_datasets.ray_runner import run_on_ray
 
     with pytest.raises(ValueError, match="no rows"):
@@ -240,7 +240,7 @@ def assert_no_token(root: Path, caplog, capsys) -> None:
 
 
 def test_save_for_hub_with_a_token_in_the_environment(tmp_path, monkeypatch, caplog, capsys):
-    hub = pytest.importorskip("magpie_datasets.hub")
+    from magpie_datasets import hub
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     caplog.set_level(logging.DEBUG)
     rows = Dataset.from_dict(
@@ -328,12 +328,14 @@ def garbage_chat_model_dir(base_model_dir, tmp_path_factory, smollm2_tokenizer):
 
 
 def test_a_judge_that_answers_garbage(garbage_chat_model_dir, one_torch_thread):
-    tags = pytest.importorskip("magpie_datasets.tags")
+    # free answers: under the schema mask (the default) a judge cannot answer garbage
+    from magpie_datasets import tags
+
     rows = Dataset.from_dict({"instruction": ["Write a poem about the sea.", "", "What is 2 + 2?"]})
     out = rows.map(
         tags.tag_with_llm,
         batched=True,
-        fn_kwargs={"model": str(garbage_chat_model_dir), "max_tokens": 12, "tags": ["quality", "task_category"]},
+        fn_kwargs={"model": str(garbage_chat_model_dir), "max_tokens": 12, "tags": ["quality", "task_category"], "constrained": False},
     )
     assert out["input_quality"] == [None, None, None]  # no label invented from garbage
     assert out["task_category"] == [None, None, None]
@@ -344,7 +346,7 @@ def test_a_judge_that_answers_garbage(garbage_chat_model_dir, one_torch_thread):
 
 
 def test_a_reward_model_of_the_wrong_type(base_model_dir, tmp_path):
-    rewards = pytest.importorskip("magpie_datasets.rewards")
+    from magpie_datasets import rewards
     rows = Dataset.from_dict({"instruction": ["Name a prime."], "response": ["7"]})
     with pytest.raises(rewards.RewardModelError, match="LlamaForCausalLM, not a sequence-classification reward model"):
         rows.map(rewards.add_rewards, batched=True, fn_kwargs={"model": str(base_model_dir)})
@@ -371,7 +373,7 @@ def test_generate_cli_never_writes_or_logs_the_environment_token(
 def test_build_cli_never_writes_or_logs_the_environment_token(
     tmp_path, monkeypatch, caplog, capsys, one_torch_thread
 ):
-    pytest.importorskip("magpie_datasets.recipes")
+    import magpie_datasets.recipes  # noqa: F401
     import yaml
 
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)

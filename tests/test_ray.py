@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
-ray = pytest.importorskip("ray")
+import ray  # the dev extra installs ray[data]
 
 from magpie_datasets.checkpoint import run_resumable  # noqa: E402
 from magpie_datasets.ray_runner import run_on_ray  # noqa: E402

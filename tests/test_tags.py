@@ -150,7 +150,8 @@ def test_label_spellings_normalise_to_the_label(label, spelling):
 
 
 def echo_judge(directory, word):
-    """A real tiny chat model whose greedy answer is `word` repeated (its LM head is all zero)."""
+    """A real tiny chat model whose greedy answer is `word` repeated (its LM head is all zero).
+    Its tests pass `constrained=False`: they check the free-answer path (prefill, stop, parse)."""
     tokenizer = byte_tokenizer(CHATML, CHATML_SPECIALS, words=[word], name=str(directory))
     return save_tiny_model(directory, tokenizer, "causal", mute=True)
 
@@ -168,7 +169,7 @@ def garbage_judge(tmp_path_factory):
 
 
 def test_known_answer_goes_through_prefill_stop_and_parse(coding_judge):
-    out = tag_with_llm({"instruction": ["Fix my loop", "  "]}, tags=["task_category"], model=coding_judge, max_tokens=8)
+    out = tag_with_llm({"instruction": ["Fix my loop", "  "]}, tags=["task_category"], model=coding_judge, max_tokens=8, constrained=False)
     assert set(out) == set(TAG_COLUMNS["task_category"])
     assert out["task_category"] == ["Coding & Debugging", None]
     assert out["other_task_category"] == [["Math"], []]
@@ -177,7 +178,7 @@ def test_known_answer_goes_through_prefill_stop_and_parse(coding_judge):
 
 
 def test_garbage_answer_keeps_raw_text_and_never_fails(garbage_judge):
-    out = tag_with_llm({"instruction": ["Write a poem", "Sum 2+2"]}, model=garbage_judge, max_tokens=6)
+    out = tag_with_llm({"instruction": ["Write a poem", "Sum 2+2"]}, model=garbage_judge, max_tokens=6, constrained=False)
     assert set(out) == {c for tag in TAG_COLUMNS.values() for c in tag}
     for label in ("task_category", "input_quality", "difficulty"):
         assert out[label] == [None, None]
@@ -189,11 +190,30 @@ def test_garbage_answer_keeps_raw_text_and_never_fails(garbage_judge):
 
 def test_first_batch_all_none_keeps_types_in_dataset_map(coding_judge):
     ds = Dataset.from_dict({"instruction": ["", None, "Debug this", "Write SQL"]})
-    out = ds.map(tag_with_llm, batched=True, batch_size=2, fn_kwargs={"tags": ["task_category"], "model": coding_judge, "max_tokens": 8})
+    out = ds.map(tag_with_llm, batched=True, batch_size=2, fn_kwargs={"tags": ["task_category"], "model": coding_judge, "max_tokens": 8, "constrained": False})
     for name in TAG_COLUMNS["task_category"]:
         assert out.features[name] == TAG_FEATURES[name], name
     assert out["task_category"] == [None, None, "Coding & Debugging", "Coding & Debugging"]
     assert out["other_task_category"] == [[], [], ["Math"], ["Math"]]
+
+
+@pytest.fixture(scope="module")
+def random_judge(tmp_path_factory):
+    """A tiny chat model with random weights: left free, it answers gibberish."""
+    tokenizer = byte_tokenizer(CHATML, CHATML_SPECIALS)
+    return save_tiny_model(tmp_path_factory.mktemp("random_judge"), tokenizer, "causal", seed=3)
+
+
+def test_constrained_decoding_makes_a_random_judge_name_allowed_labels(random_judge):
+    rows = {"instruction": ["Write a poem", "Sum 2+2", "Plan a trip"]}
+    free = tag_with_llm(rows, model=random_judge, max_tokens=64, constrained=False)
+    assert free["input_quality"] == [None] * 3  # gibberish gives no label ...
+    out = tag_with_llm(rows, model=random_judge, max_tokens=64)
+    for column, allowed in ALLOWED.items():  # ... the schema-masked answer always names one
+        assert all(label in allowed for label in out[column]), (column, out[column])
+    assert out["quality_raw_answer"] == [None] * 3
+    for others, label in zip(out["other_task_category"], out["task_category"]):
+        assert set(others) <= set(TASK_CATEGORIES) and label not in others
 
 
 def test_missing_column_names_the_producer():
@@ -203,7 +223,7 @@ def test_missing_column_names_the_producer():
 
 def test_published_rows_are_valid_input(coding_judge):
     ds = published_dataset().select(range(3))
-    out = ds.map(tag_with_llm, batched=True, fn_kwargs={"tags": ["task_category"], "model": coding_judge, "max_tokens": 8})
+    out = ds.map(tag_with_llm, batched=True, fn_kwargs={"tags": ["task_category"], "model": coding_judge, "max_tokens": 8, "constrained": False})
     assert out["task_category"] == ["Coding & Debugging"] * 3
     assert out.features["task_category"] == ds.features["task_category"]
     assert out.features["other_task_category"] == ds.features["other_task_category"]

@@ -9,7 +9,8 @@ one pre-query). Decoding runs one token per step for every active row; rows that
 stop are dropped from the batch and waiting rows take their place (continuous
 batching), so a few long rows do not keep the rest of the batch idle. Each sample
 draws its random numbers from its own stream, seeded by (seed, prompt, sample), so a
-seeded run gives the same texts whatever the batch size.
+seeded run gives the same texts whatever the batch size. With `Sampling.json_schema`
+each sample gets an llguidance matcher that masks the logits to tokens the schema allows.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class _Row:
     out: list[int] = field(default_factory=list)
     text: str | None = None
     finish: str | None = None
+    matcher: object | None = None  # llguidance.LLMatcher when the answer must follow a JSON schema
 
 
 @dataclass
@@ -198,7 +200,7 @@ class TransformersEngine:
     """
 
     name = "transformers"
-    supports_json_schema = False  # Sampling.json_schema is ignored: callers parse the answer
+    supports_json_schema = True  # Sampling.json_schema -> llguidance token masks
 
     def __init__(
         self,
@@ -274,6 +276,8 @@ class TransformersEngine:
             for p in sorted(range(len(prompts)), key=lambda p: len(encoded[p]))
             for k in range(sampling.n)
         ]
+        if sampling.json_schema:
+            self._attach_matchers(rows, sampling.json_schema, stop_ids)
         self._run(rows, sampling, stop_ids, text_stops)
         results: list[list[Completion]] = [[None] * sampling.n for _ in prompts]  # type: ignore[list-item]
         for row in rows:
@@ -281,6 +285,25 @@ class TransformersEngine:
                 text=row.text, finish_reason=row.finish, prompt_tokens=len(row.prompt_ids), completion_tokens=len(row.out)
             )
         return results
+
+    def _attach_matchers(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
+        try:
+            import llguidance
+            import llguidance.hf
+        except ImportError as e:  # a core dependency; only a broken install gets here
+            raise ImportError(f"Sampling.json_schema needs llguidance: pip install llguidance ({e})") from e
+        key = tuple(sorted(stop_ids))
+        if getattr(self, "_ll_key", None) != key:  # the grammar ends on the same tokens as the text
+            self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
+            self._ll_key = key
+        # one fixed layout (no free whitespace): a weak model cannot pad the answer with blank lines
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(
+            schema, defaults={"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+        )
+        for row in rows:
+            row.matcher = llguidance.LLMatcher(self._ll_tokenizer, grammar, log_level=0)
+            if row.matcher.is_error():
+                raise ValueError(f"Sampling.json_schema is not a usable JSON schema: {row.matcher.get_error()}")
 
     def _run(self, rows: list[_Row], sampling: Sampling, stop_ids: set[int], text_stops: list[str]) -> None:
         capacity = self.capacity(max(len(r.prompt_ids) for r in rows), sampling.max_tokens)
@@ -372,6 +395,15 @@ class TransformersEngine:
         if batch.seen is not None:
             penalty = sampling.repetition_penalty
             logits = torch.where(batch.seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+        if sampling.json_schema:
+            import llguidance.torch
+
+            mask = llguidance.torch.allocate_token_bitmask(len(batch.rows), self.vocab_size)
+            for i, row in enumerate(batch.rows):
+                if row.finish is None:  # finished rows ride along unmasked; their tokens are ignored
+                    llguidance.torch.fill_next_token_bitmask(row.matcher, mask, i)
+            logits = logits.clone() if logits is batch.logits else logits
+            llguidance.torch.apply_token_bitmask_inplace(logits, mask.to(logits.device))
         if sampling.temperature == 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits / sampling.temperature, dim=-1)
@@ -393,6 +425,8 @@ class TransformersEngine:
             if row.finish:
                 continue
             row.out.append(token)
+            if row.matcher is not None and not hit_stop[i]:
+                row.matcher.consume_token(token)
             if hit_stop[i]:
                 row.text, row.finish = self._decode(row.out[:-1]), "stop"
             elif text_stops and any(s in self._decode(row.out[-stop_window:]) for s in text_stops):
@@ -400,6 +434,8 @@ class TransformersEngine:
                 row.text, row.finish = text[: min(text.find(s) for s in text_stops if s in text)], "stop"
             elif len(row.out) >= sampling.max_tokens:
                 row.text, row.finish = self._decode(row.out), "length"
+            elif row.matcher is not None and row.matcher.is_stopped():  # the schema allows nothing more
+                row.text, row.finish = self._decode(row.out), "stop"
         if batch.seen is not None:
             batch.seen[torch.arange(len(batch.rows), device=self.device), tokens] = True
 
