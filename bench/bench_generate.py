@@ -95,6 +95,12 @@ def transform(dataset, fn, **fn_kwargs):
     return timer, out
 
 
+def text_tokens(tokenizer, texts) -> int:
+    """Tokens in the final texts: the same yardstick for both paths when their texts differ
+    (vLLM's seeded sampling is not bit-stable across runs: batch make-up changes bf16 numerics)."""
+    return sum(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+
 def measure(engine, args):
     import magpie_datasets as magpie
     from magpie_datasets.engines import Sampling, load_engine
@@ -131,6 +137,8 @@ def measure(engine, args):
                 seconds, out = transform(answer, magpie.generate_responses, **step2_kwargs)
                 rows.append({"engine": engine, "step": 2, "path": "transform", "seconds": seconds.wall, "cpu": seconds.cpu, "rows": len(out),
                              "texts": list(out["response"])})
+    for row in rows:
+        row["text_tokens"] = text_tokens(llm.tokenizer, row["texts"])
     return rows
 
 
@@ -148,6 +156,11 @@ def summarise(rows):
             t = min(r["seconds"] for r in through)
             b_cpu = min(r["cpu"] for r in bare)
             t_cpu = min(r["cpu"] for r in through)
+            # work per second measured in text tokens, for when the two paths' texts differ
+            b_rate = max(r["text_tokens"] / r["seconds"] for r in bare)
+            t_rate = max(r["text_tokens"] / r["seconds"] for r in through)
+            b_cpu_rate = max(r["text_tokens"] / r["cpu"] for r in bare)
+            t_cpu_rate = max(r["text_tokens"] / r["cpu"] for r in through)
             line = {
                 "engine": engine,
                 "step": step,
@@ -162,6 +175,9 @@ def summarise(rows):
                 "transform_tok_per_s": round(tokens / t, 1),
                 "ratio": round(b / t, 3),
                 "cpu_ratio": round(b_cpu / t_cpu, 3),
+                "text_token_ratio": round(t_rate / b_rate, 3),
+                "text_token_cpu_ratio": round(t_cpu_rate / b_cpu_rate, 3),
+                "text_tokens": {"bare": [r["text_tokens"] for r in bare], "transform": [r["text_tokens"] for r in through]},
                 "all_seconds": {"bare": [round(r["seconds"], 2) for r in bare],
                                 "transform": [round(r["seconds"], 2) for r in through]},
                 "all_cpu_seconds": {"bare": [round(r["cpu"], 2) for r in bare],
@@ -172,7 +188,8 @@ def summarise(rows):
                 f"{engine:12s} step {step}: {line['rows']} rows, {tokens} tokens | "
                 f"transform {line['transform_rows_per_s']} rows/s {line['transform_tok_per_s']} tok/s | "
                 f"bare {line['bare_rows_per_s']} rows/s {line['bare_tok_per_s']} tok/s | "
-                f"transform/bare {line['ratio']:.3f} (CPU time: {line['cpu_ratio']:.3f}) | same texts: {same}",
+                f"transform/bare {line['ratio']:.3f} (CPU time: {line['cpu_ratio']:.3f}) | same texts: {same}"
+                + ("" if same else f" | per text token: {line['text_token_ratio']:.3f} (CPU: {line['text_token_cpu_ratio']:.3f})"),
                 flush=True,
             )
     return summary

@@ -24,9 +24,9 @@ from typing import Any, Callable, Mapping
 from datasets import Dataset
 
 from .schema import require_columns
+from .tags import DIFFICULTY_LABELS as DIFFICULTY
+from .tags import QUALITY_LABELS as QUALITY
 
-QUALITY = ("very poor", "poor", "average", "good", "excellent")
-DIFFICULTY = ("very easy", "easy", "medium", "hard", "very hard")
 CODING_TASK = "Coding & Debugging"
 
 # column -> the stage that writes it (named in missing-column errors)

@@ -174,6 +174,58 @@ def response_config(llm, temperature: float, top_p: float, repetition_penalty: f
     }
 
 
+def answer_instructions(
+    batch: Mapping[str, list],
+    model: str | None,
+    engine: str,
+    engine_options: Mapping[str, Any] | None,
+    n: int,
+    temperature: float,
+    top_p: float,
+    repetition_penalty: float,
+    max_tokens: int,
+    seed: int,
+) -> tuple[list[list[str]], list[list[str | None]], list[dict | None]]:
+    """`n` answers to each row's `instruction` through the chat template (steps 2 and k-sample).
+
+    `model=None` answers each row with the model in its `model` column (the one that wrote the
+    instruction), or the embedded default where there is none. Returns, per row: the answers
+    ([] for an empty instruction), their issues (None, "empty", "max_tokens",
+    "template_markup") and the row's `gen_response_configs`.
+    """
+    instructions = [text or "" for text in batch["instruction"]]
+    rows = len(instructions)
+    models = list(batch["model"]) if model is None and "model" in batch else [model] * rows
+    answers: list[list[str]] = [[] for _ in range(rows)]
+    issues: list[list[str | None]] = [[] for _ in range(rows)]
+    configs: list[dict | None] = [None] * rows
+    for name in dict.fromkeys(models):  # one engine per distinct model, in row order
+        llm = load_engine(name, engine, **dict(engine_options or {}))
+        config = response_config(llm, temperature, top_p, repetition_penalty, max_tokens)
+        stop = tuple(config["stop_tokens"])
+        markup = markup_tokens(llm.tokenizer, stop)
+        mine = [i for i in range(rows) if models[i] == name]
+        for i in mine:
+            configs[i] = config
+        todo = [i for i in mine if instructions[i].strip()]
+        if not todo:
+            continue
+        sampling = Sampling(
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            repetition_penalty=repetition_penalty,
+            stop=stop,
+            seed=batch_seed(seed, instructions[todo[0]]),
+        )
+        prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}]) for i in todo]
+        for i, completions in zip(todo, llm.generate(prompts, sampling)):
+            answers[i] = [c.text.strip() for c in completions]
+            issues[i] = [text_issue(t, c.finish_reason, markup) for t, c in zip(answers[i], completions)]
+    return answers, issues, configs
+
+
 def generate_responses(
     batch: Mapping[str, list],
     model: str | None = None,
@@ -199,38 +251,11 @@ def generate_responses(
     """
     require_columns(batch, {"instruction": "add_magpie_instructions"}, "generate_responses")
     instructions = [text or "" for text in batch["instruction"]]
-    rows = len(instructions)
-    if model is None and "model" in batch:
-        models = list(batch["model"])
-    else:
-        models = [model] * rows
-
-    responses: list[str] = [""] * rows
-    issues: list[str | None] = ["no_instruction"] * rows
-    configs: list[dict | None] = [None] * rows
-    for name in dict.fromkeys(models):  # one engine per distinct model, in row order
-        llm = load_engine(name, engine, **dict(engine_options or {}))
-        config = response_config(llm, temperature, top_p, repetition_penalty, max_tokens)
-        stop = tuple(config["stop_tokens"])
-        markup = markup_tokens(llm.tokenizer, stop)
-        todo = [i for i in range(rows) if models[i] == name and instructions[i].strip()]
-        for i in range(rows):
-            if models[i] == name:
-                configs[i] = config
-        if not todo:
-            continue
-        sampling = Sampling(
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            repetition_penalty=repetition_penalty,
-            stop=stop,
-            seed=batch_seed(seed, instructions[todo[0]]),
-        )
-        prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}]) for i in todo]
-        for i, (completion,) in zip(todo, llm.generate(prompts, sampling)):
-            responses[i] = completion.text.strip()
-            issues[i] = text_issue(responses[i], completion.finish_reason, markup)
+    answers, answer_issues, configs = answer_instructions(
+        batch, model, engine, engine_options, 1, temperature, top_p, repetition_penalty, max_tokens, seed
+    )
+    responses = [texts[0] if texts else "" for texts in answers]
+    issues = [found[0] if found else "no_instruction" for found in answer_issues]
 
     return typed_batch(
         {

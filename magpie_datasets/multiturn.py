@@ -33,6 +33,7 @@ GEN_MT_CONFIGS = {
     "max_tokens": Value("int64"),
     "response_temperature": Value("float64"),
     "response_max_tokens": Value("int64"),
+    "response_repetition_penalty": Value("float64"),
     "early_stop": Value("bool"),
     "sanitize": Value("bool"),
     "system_prompt": Value("string"),  # the MT prompt as used; null where the template has no system role
@@ -105,6 +106,7 @@ def add_turns(
     max_tokens: int = 2048,
     response_max_tokens: int = 4096,
     response_temperature: float = 0.0,
+    response_repetition_penalty: float = 1.0,
     seed: int = 0,
     early_stop: bool = False,
     sanitize: bool = False,
@@ -116,7 +118,8 @@ def add_turns(
     Input: `instruction`, `response` (steps 1-2; `instruction_issue`/`response_issue` are read
     when present), optionally `model` and `uuid`. `model=None` continues with the row's `model`
     (the one that wrote turn 1), else the embedded default. Follow-ups are sampled at
-    `temperature`/`top_p` (step-1 defaults), answers at `response_temperature` (greedy, step 2).
+    `temperature`/`top_p` (step-1 defaults), answers at `response_temperature` (greedy, step 2) with
+    `response_repetition_penalty` (1.0 as in the paper; small models loop less at ~1.2).
     `early_stop`/`sanitize` clean follow-ups as in step 1 (cut at the first newline / before
     an answer leak).
 
@@ -125,7 +128,8 @@ def add_turns(
     [{from: human|gpt, value}], all well-formed turns), `turns_issue` (None when every turn is
     well-formed, else where the conversation stopped and why, e.g. "instruction_3: max_tokens",
     "response_2: empty", "response: max_tokens" for a truncated turn 1) and `gen_mt_configs`
-    {temperature, top_p, max_tokens, response_temperature, response_max_tokens, early_stop,
+    {temperature, top_p, max_tokens, response_temperature, response_max_tokens,
+    response_repetition_penalty, early_stop,
     sanitize, system_prompt (null where the template has no system role), input_generator, seed, engine}.
     The text of the turn that failed is kept in its column, so nothing is silently cut.
 
@@ -163,6 +167,7 @@ def add_turns(
             "max_tokens": int(max_tokens),
             "response_temperature": float(response_temperature),
             "response_max_tokens": int(response_max_tokens),
+            "response_repetition_penalty": float(response_repetition_penalty),
             "early_stop": bool(early_stop),
             "sanitize": bool(sanitize),
             "system_prompt": used_system_prompt,
@@ -201,6 +206,7 @@ def add_turns(
                 temperature=response_temperature,
                 top_p=top_p,
                 max_tokens=response_max_tokens,
+                repetition_penalty=response_repetition_penalty,
                 stop=stop,
                 seed=batch_seed(seed, f"{keys[active[0]]}/response_{k}"),
             )

@@ -16,11 +16,8 @@ from typing import Any, Mapping
 
 from datasets import Features, Sequence, Value
 
-from .engines import load_engine
-from .engines.base import Sampling
-from .generate import batch_seed, markup_tokens, response_config, text_issue
+from .generate import answer_instructions
 from .schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
-from .templates import chat_prompt
 
 MESSAGES = [{"role": Value("string"), "content": Value("string")}]
 
@@ -72,38 +69,9 @@ def add_response_samples(
     require_columns(batch, {"instruction": "add_magpie_instructions"}, "add_response_samples")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"add_response_samples needs k >= 1 responses per instruction, got {k!r}")
-    instructions = [text or "" for text in batch["instruction"]]
-    rows = len(instructions)
-    models = list(batch["model"]) if model is None and "model" in batch else [model] * rows
-
-    responses: list[list[str]] = [[] for _ in range(rows)]
-    issues: list[list[str | None]] = [[] for _ in range(rows)]
-    configs: list[dict | None] = [None] * rows
-    for name in dict.fromkeys(models):  # one engine per distinct model, in row order
-        llm = load_engine(name, engine, **dict(engine_options or {}))
-        config = response_config(llm, temperature, top_p, repetition_penalty, max_tokens)
-        stop = tuple(config["stop_tokens"])
-        markup = markup_tokens(llm.tokenizer, stop)
-        mine = [i for i in range(rows) if models[i] == name]
-        for i in mine:
-            configs[i] = config
-        todo = [i for i in mine if instructions[i].strip()]
-        if not todo:
-            continue
-        sampling = Sampling(
-            n=k,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            repetition_penalty=repetition_penalty,
-            stop=stop,
-            seed=batch_seed(seed, instructions[todo[0]]),
-        )
-        prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}]) for i in todo]
-        for i, completions in zip(todo, llm.generate(prompts, sampling)):
-            responses[i] = [c.text.strip() for c in completions]
-            issues[i] = [text_issue(t, c.finish_reason, markup) for t, c in zip(responses[i], completions)]
-
+    responses, issues, configs = answer_instructions(
+        batch, model, engine, engine_options, k, temperature, top_p, repetition_penalty, max_tokens, seed
+    )
     return typed_batch(
         {"responses": responses, "response_issues": issues, "gen_response_configs": configs}, SAMPLE_FEATURES
     )

@@ -47,3 +47,13 @@ class Engine(Protocol):
     tokenizer: object  # a transformers PreTrainedTokenizerBase
 
     def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]: ...
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], sampling: Sampling) -> list[list[int]]:
+    """Check a request and tokenize its prompts as they are (templates already hold the BOS)."""
+    if sampling.max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {sampling.max_tokens}")
+    encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
+    if any(len(ids) == 0 for ids in encoded):
+        raise ValueError("Cannot generate from an empty prompt: every prompt needs at least one token")
+    return encoded

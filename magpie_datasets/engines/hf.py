@@ -25,7 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from .base import Completion, Sampling
+from .base import Completion, Sampling, encode_prompts
 
 _DTYPES = {
     "float32": torch.float32,
@@ -261,13 +261,9 @@ class TransformersEngine:
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]:
-        if sampling.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {sampling.max_tokens}")
+        encoded = encode_prompts(self.tokenizer, prompts, sampling)
         if sampling.n < 1 or not prompts:
             return [[] for _ in prompts]
-        encoded = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-        if any(len(ids) == 0 for ids in encoded):
-            raise ValueError("Cannot generate from an empty prompt: every prompt needs at least one token")
         stop_ids, text_stops = self._split_stops(sampling.stop)
         stop_ids |= self.eos_ids | set(sampling.stop_token_ids)
         base_seed = sampling.seed if sampling.seed is not None else random.SystemRandom().getrandbits(63)

@@ -17,7 +17,7 @@ import hashlib
 import os
 from typing import Sequence
 
-from .base import Completion, Sampling
+from .base import Completion, Sampling, encode_prompts
 
 _CPU_DEFAULTS = {
     "enforce_eager": True,
@@ -67,13 +67,9 @@ class VLLMEngine:
         self._structured = StructuredOutputsParams
 
     def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]:
-        if sampling.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {sampling.max_tokens}")
+        encoded = encode_prompts(self.tokenizer, prompts, sampling)
         if sampling.n < 1 or not prompts:
             return [[] for _ in prompts]
-        encoded = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-        if any(len(ids) == 0 for ids in encoded):
-            raise ValueError("Cannot generate from an empty prompt: every prompt needs at least one token")
         params = [
             self._sampling_params(
                 n=sampling.n,
