@@ -1,6 +1,6 @@
 """The annotate pipeline end to end on the embedded models: time per stage and label histograms.
 
-    python bench/annotate_pipeline.py                        # 200 rows -> bench/annotate_pipeline.json
+    python bench/annotate_pipeline.py                        # 200 rows -> bench/results/annotate_pipeline.json
     python bench/annotate_pipeline.py --rows 50 --output /tmp/pipeline.json
 
 generate (steps 1+2) -> tag_with_llm (task category, quality, difficulty; constrained JSON)
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--max-instruction-tokens", type=int, default=96)
     parser.add_argument("--max-response-tokens", type=int, default=192)
     parser.add_argument("--max-tag-tokens", type=int, default=256)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "annotate_pipeline.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "annotate_pipeline.json")
     args = parser.parse_args()
 
     import datasets

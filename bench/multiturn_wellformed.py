@@ -1,6 +1,6 @@
 """How many 3-turn conversations the embedded model writes well-formed (MAGPIE-MT on a CPU).
 
-    python bench/multiturn_wellformed.py                      # 40 rows -> bench/multiturn_wellformed.json
+    python bench/multiturn_wellformed.py                      # 40 rows -> bench/results/multiturn_wellformed.json
     python bench/multiturn_wellformed.py --rows 10 --num-turns 2
 
 Steps 1+2, then `add_turns(num_turns=3)`. A conversation is well-formed when no turn is
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--max-response-tokens", type=int, default=512)
     parser.add_argument("--repetition-penalty", type=float, default=1.2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "multiturn_wellformed.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "multiturn_wellformed.json")
     args = parser.parse_args()
 
     import datasets

@@ -292,6 +292,7 @@ class TransformersEngine:
         if getattr(self, "_ll_key", None) != key:  # the grammar ends on the same tokens as the text
             self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
             self._ll_key = key
+            self._ll_executor = llguidance.LLExecutor()
         # one fixed layout (no free whitespace): a weak model cannot pad the answer with blank lines
         grammar = llguidance.LLMatcher.grammar_from_json_schema(
             schema, defaults={"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -395,9 +396,9 @@ class TransformersEngine:
             import llguidance.torch
 
             mask = llguidance.torch.allocate_token_bitmask(len(batch.rows), self.vocab_size)
-            for i, row in enumerate(batch.rows):
-                if row.finish is None:  # finished rows ride along unmasked; their tokens are ignored
-                    llguidance.torch.fill_next_token_bitmask(row.matcher, mask, i)
+            # finished rows ride along unmasked (their tokens are ignored); the rest in parallel
+            live = [(row.matcher, i) for i, row in enumerate(batch.rows) if row.finish is None]
+            llguidance.torch.fill_next_token_bitmask_par(self._ll_executor, live, mask)
             logits = logits.clone() if logits is batch.logits else logits
             llguidance.torch.apply_token_bitmask_inplace(logits, mask.to(logits.device))
         if sampling.temperature == 0:
