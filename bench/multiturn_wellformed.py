@@ -8,7 +8,9 @@ empty, truncated by max_tokens or leaks template markup: `instruction_issue`,
 `response_issue` and `turns_issue` all None. Reported over all rows and over the rows whose
 first turn was well-formed (the ones a user would continue). SmolLM2-135M rambles, so the
 answers use a repetition penalty (`--repetition-penalty`, 1.0 in the paper) and a token cap
-the CPU can afford; both are recorded in the report.
+the CPU can afford; `--early-stop` cuts instructions at their first newline and
+`--response-temperature` samples the answers instead of greedy decoding. All settings are
+recorded in the report.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
     parser.add_argument("--max-instruction-tokens", type=int, default=256)
     parser.add_argument("--max-response-tokens", type=int, default=512)
     parser.add_argument("--repetition-penalty", type=float, default=1.2)
+    parser.add_argument("--response-temperature", type=float, default=0.0, help="0 = greedy, as in the paper")
+    parser.add_argument("--early-stop", action="store_true", help="cut instructions at their first newline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "multiturn_wellformed.json")
     args = parser.parse_args()
@@ -43,12 +47,14 @@ def main() -> None:
     start = time.perf_counter()
     ds = magpie.empty(args.rows).map(
         magpie.add_magpie_instructions, batched=True,
-        fn_kwargs={"max_tokens": args.max_instruction_tokens, "seed": args.seed})
+        fn_kwargs={"max_tokens": args.max_instruction_tokens, "seed": args.seed, "early_stop": args.early_stop})
     ds = ds.map(magpie.generate_responses, batched=True, fn_kwargs={
-        "max_tokens": args.max_response_tokens, "repetition_penalty": args.repetition_penalty})
+        "max_tokens": args.max_response_tokens, "repetition_penalty": args.repetition_penalty,
+        "temperature": args.response_temperature, "seed": args.seed})
     ds = ds.map(magpie.add_turns, batched=True, fn_kwargs={
         "num_turns": args.num_turns, "max_tokens": args.max_instruction_tokens, "seed": args.seed,
-        "response_max_tokens": args.max_response_tokens, "response_repetition_penalty": args.repetition_penalty})
+        "response_max_tokens": args.max_response_tokens, "response_repetition_penalty": args.repetition_penalty,
+        "response_temperature": args.response_temperature, "early_stop": args.early_stop})
     seconds = time.perf_counter() - start
 
     first_ok = [i is None and r is None for i, r in zip(ds["instruction_issue"], ds["response_issue"])]
