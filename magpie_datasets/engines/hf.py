@@ -21,6 +21,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import llguidance
+import llguidance.hf
+import llguidance.torch
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -283,11 +286,6 @@ class TransformersEngine:
         return results
 
     def _attach_matchers(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
-        try:
-            import llguidance
-            import llguidance.hf
-        except ImportError as e:  # a core dependency; only a broken install gets here
-            raise ImportError(f"Sampling.json_schema needs llguidance: pip install llguidance ({e})") from e
         key = tuple(sorted(stop_ids))
         if getattr(self, "_ll_key", None) != key:  # the grammar ends on the same tokens as the text
             self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
@@ -393,8 +391,6 @@ class TransformersEngine:
             penalty = sampling.repetition_penalty
             logits = torch.where(batch.seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
         if sampling.json_schema:
-            import llguidance.torch
-
             mask = llguidance.torch.allocate_token_bitmask(len(batch.rows), self.vocab_size)
             # finished rows ride along unmasked (their tokens are ignored); the rest in parallel
             live = [(row.matcher, i) for i, row in enumerate(batch.rows) if row.finish is None]
