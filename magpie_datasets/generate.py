@@ -174,8 +174,15 @@ def response_config(llm, temperature: float, top_p: float, repetition_penalty: f
     }
 
 
+def answering_models(batch: Mapping[str, list], model: str | None) -> list[str | None]:
+    """The model that continues each row: `model`, or with `model=None` the row's own `model`
+    column (the one that wrote the instruction), or the embedded default (None) without one."""
+    return list(batch["model"]) if model is None and "model" in batch else [model] * batch_size_of(batch)
+
+
 def answer_instructions(
     batch: Mapping[str, list],
+    *,
     model: str | None,
     engine: str,
     engine_options: Mapping[str, Any] | None,
@@ -188,14 +195,13 @@ def answer_instructions(
 ) -> tuple[list[list[str]], list[list[str | None]], list[dict | None]]:
     """`n` answers to each row's `instruction` through the chat template (steps 2 and k-sample).
 
-    `model=None` answers each row with the model in its `model` column (the one that wrote the
-    instruction), or the embedded default where there is none. Returns, per row: the answers
+    Each row is answered by `answering_models(batch, model)`. Returns, per row: the answers
     ([] for an empty instruction), their issues (None, "empty", "max_tokens",
     "template_markup") and the row's `gen_response_configs`.
     """
     instructions = [text or "" for text in batch["instruction"]]
     rows = len(instructions)
-    models = list(batch["model"]) if model is None and "model" in batch else [model] * rows
+    models = answering_models(batch, model)
     answers: list[list[str]] = [[] for _ in range(rows)]
     issues: list[list[str | None]] = [[] for _ in range(rows)]
     configs: list[dict | None] = [None] * rows
@@ -252,7 +258,8 @@ def generate_responses(
     require_columns(batch, {"instruction": "add_magpie_instructions"}, "generate_responses")
     instructions = [text or "" for text in batch["instruction"]]
     answers, answer_issues, configs = answer_instructions(
-        batch, model, engine, engine_options, 1, temperature, top_p, repetition_penalty, max_tokens, seed
+        batch, model=model, engine=engine, engine_options=engine_options, n=1, temperature=temperature,
+        top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
     )
     responses = [texts[0] if texts else "" for texts in answers]
     issues = [found[0] if found else "no_instruction" for found in answer_issues]

@@ -16,7 +16,7 @@ from datasets import Features, Value
 
 from .engines import load_engine
 from .engines.base import Sampling
-from .generate import batch_seed, clean_instruction, markup_tokens, text_issue
+from .generate import answering_models, batch_seed, clean_instruction, markup_tokens, text_issue
 from .schema import CONVERSATIONS, batch_size_of, require_columns, to_conversations, typed_batch
 from .templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
 
@@ -144,7 +144,7 @@ def add_turns(
         raise ValueError(f"add_turns needs num_turns >= 2 (turn 1 is the existing instruction/response), got {num_turns!r}")
     rows = batch_size_of(batch)
     keys = [str(k) for k in batch["uuid"]] if "uuid" in batch else [str(t) for t in batch["instruction"]]
-    models = list(batch["model"]) if model is None and "model" in batch else [model] * rows
+    models = answering_models(batch, model)
     issues = [_first_turn_issue(batch, i) for i in range(rows)]
     messages = [
         [{"role": "user", "content": batch["instruction"][i]}, {"role": "assistant", "content": batch["response"][i]}]

@@ -70,7 +70,8 @@ def add_response_samples(
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"add_response_samples needs k >= 1 responses per instruction, got {k!r}")
     responses, issues, configs = answer_instructions(
-        batch, model, engine, engine_options, k, temperature, top_p, repetition_penalty, max_tokens, seed
+        batch, model=model, engine=engine, engine_options=engine_options, n=k, temperature=temperature,
+        top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
     )
     return typed_batch(
         {"responses": responses, "response_issues": issues, "gen_response_configs": configs}, SAMPLE_FEATURES

@@ -235,6 +235,7 @@ class TransformersEngine:
         kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
         # bytes of K and V for one token across all layers: what one row's cache grows by per step
         self.kv_bytes_per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+        self._ll_key = None  # stop ids the llguidance tokenizer (for json_schema) was built with
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -287,7 +288,7 @@ class TransformersEngine:
 
     def _attach_matchers(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
         key = tuple(sorted(stop_ids))
-        if getattr(self, "_ll_key", None) != key:  # the grammar ends on the same tokens as the text
+        if self._ll_key != key:  # the grammar ends on the same tokens as the text
             self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
             self._ll_key = key
             self._ll_executor = llguidance.LLExecutor()
