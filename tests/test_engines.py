@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
 from magpie_datasets import embedded
 from magpie_datasets.embedded import EMBEDDED_CHAT_MODEL, minilm_dir, smollm2_dir
@@ -119,15 +120,50 @@ def test_batched_prompts_of_different_lengths_match_one_at_a_time(llm):
     assert [c.completion_tokens for r in together for c in r] == [c.completion_tokens for r in alone for c in r]
 
 
-def test_repetition_penalty_matches_transformers_generate(llm):
-    prompt = chat("Repeat the word 'cat' ten times.")
-    plain = llm.generate([prompt], Sampling(temperature=0, max_tokens=16))
-    [[penalised]] = llm.generate([prompt], Sampling(temperature=0, max_tokens=16, repetition_penalty=1.5))
-    assert texts(plain) != [penalised.text]
+class PenaltyExceptStops(LogitsProcessor):
+    """transformers' own repetition penalty, with the stop tokens' scores put back."""
+
+    def __init__(self, penalty: float, stop_ids: list[int]):
+        self.penalty, self.stop_ids = RepetitionPenaltyLogitsProcessor(penalty), stop_ids
+
+    def __call__(self, input_ids, scores):
+        kept = scores[:, self.stop_ids].clone()
+        scores = self.penalty(input_ids, scores)
+        scores[:, self.stop_ids] = kept
+        return scores
+
+
+def reference_greedy(llm, prompt: str, max_new_tokens: int, **options) -> tuple[str, bool]:
+    """transformers `generate`: the text before the end-of-turn token, and whether it ended."""
     ids = llm.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
     with torch.inference_mode():
-        reference = llm.model.generate(ids, do_sample=False, max_new_tokens=16, repetition_penalty=1.5)
-    assert penalised.text == llm.tokenizer.decode(reference[0, ids.shape[1] :])
+        out = llm.model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=END, **options)
+    new = out[0, ids.shape[1] :].tolist()
+    ended = END in new
+    return llm.tokenizer.decode(new[: new.index(END)] if ended else new), ended
+
+
+END = 2  # SmolLM2's <|im_end|>, also its eos
+
+
+def test_repetition_penalty_matches_transformers_with_stop_tokens_exempt(llm):
+    """The penalty lowers prompt and output tokens as transformers does, except the stop tokens:
+    <|im_end|> closes every turn of the prompt, and penalising it keeps the model talking."""
+    assert llm.tokenizer.convert_tokens_to_ids("<|im_end|>") == END and END in llm.eos_ids
+    stop_ids = sorted(llm.eos_ids | {END})
+    for question, max_tokens in (("Repeat the word 'cat' ten times.", 16), ("What is the capital of France?", 48)):
+        prompt = chat(question)
+        plain = llm.generate([prompt], Sampling(temperature=0, max_tokens=max_tokens))
+        [[penalised]] = llm.generate([prompt], Sampling(temperature=0, max_tokens=max_tokens, repetition_penalty=1.5))
+        assert texts(plain) != [penalised.text]
+        processor = LogitsProcessorList([PenaltyExceptStops(1.5, stop_ids)])
+        reference, ended = reference_greedy(llm, prompt, max_tokens, logits_processor=processor)
+        assert penalised.text == reference
+        assert (penalised.finish_reason == "stop") == ended
+    # the exemption matters: with <|im_end|> penalised too, the short answer never ends
+    assert penalised.finish_reason == "stop" and penalised.completion_tokens < 16
+    assert "Paris" in penalised.text
+    assert not reference_greedy(llm, prompt, max_tokens, repetition_penalty=1.5)[1]
 
 
 def test_top_p_tiny_is_greedy(llm):

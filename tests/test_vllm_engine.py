@@ -36,8 +36,14 @@ SCRIPT = textwrap.dedent(
     def run(prompts, **sampling):
         return [[asdict(c) for c in per_prompt] for per_prompt in llm.generate(prompts, Sampling(**sampling))]
 
+    def run_stock(prompt, **params):  # vLLM's own SamplingParams, without our extra_args
+        import vllm
+        [out] = llm.llm.generate([prompt], vllm.SamplingParams(**params), use_tqdm=False)
+        return {"text": out.outputs[0].text, "finish_reason": out.outputs[0].finish_reason}
+
     if __name__ == "__main__":
         llm = load_engine(None, "vllm")
+        france = chat("What is the capital of France?")
         count = chat("Count from 1 to 20, comma separated.")
         results = {
             "name": llm.name,
@@ -47,7 +53,9 @@ SCRIPT = textwrap.dedent(
             "samples": run([PRE_QUERY, PRE_QUERY], n=4, max_tokens=16, seed=0, stop=("<|im_end|>", "<|im_start|>")),
             "samples_again": run([PRE_QUERY, PRE_QUERY], n=4, max_tokens=16, seed=0, stop=("<|im_end|>", "<|im_start|>")),
             "samples_seed1": run([PRE_QUERY, PRE_QUERY], n=4, max_tokens=16, seed=1, stop=("<|im_end|>", "<|im_start|>")),
-            "greedy": run([chat("What is the capital of France?")], temperature=0, max_tokens=40),
+            "greedy": run([france], temperature=0, max_tokens=40),
+            "penalised": run([france], temperature=0, max_tokens=48, repetition_penalty=1.5, stop=("<|im_end|>",)),
+            "penalised_stock": run_stock(france, temperature=0, max_tokens=48, repetition_penalty=1.5),
             "count": run([count], temperature=0, max_tokens=30),
             "count_stop": run([count], temperature=0, max_tokens=30, stop=("5,",)),
             "length": run([chat("Write a long story about a dragon.")], temperature=0, max_tokens=5),
@@ -110,6 +118,15 @@ def test_end_of_turn_stops(results):
     assert c["finish_reason"] == "stop"
     assert c["text"].strip() == "The capital of France is Paris."
     assert c["completion_tokens"] < 40
+
+
+def test_repetition_penalty_leaves_the_end_of_turn_token_alone(results):
+    # as in the transformers engine (test_engines): <|im_end|> sits in the prompt, and with
+    # vLLM's own penalty on it the one-line answer runs on to max_tokens
+    [[c]] = results["penalised"]
+    assert c["finish_reason"] == "stop" and c["completion_tokens"] < 16
+    assert "Paris" in c["text"]
+    assert results["penalised_stock"]["finish_reason"] == "length"
 
 
 def test_stop_string_cuts_text(results):

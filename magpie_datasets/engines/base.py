@@ -14,6 +14,9 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 2048
+    # >1 lowers the tokens already in the prompt or the output (as transformers and vLLM do),
+    # except the stop / end-of-turn tokens: they close every turn of a chat prompt, and
+    # penalising them keeps small models from ever ending their answer
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
@@ -57,3 +60,18 @@ def encode_prompts(tokenizer, prompts: Sequence[str], sampling: Sampling) -> lis
     if any(len(ids) == 0 for ids in encoded):
         raise ValueError("Cannot generate from an empty prompt: every prompt needs at least one token")
     return encoded
+
+
+def split_stops(tokenizer, stops: Sequence[str]) -> tuple[set[int], list[str]]:
+    """Stop strings that are one added token become its id; the rest stay text to match.
+
+    ChatML: `split_stops(tokenizer, ["<|im_end|>", "User:"])` -> `({2}, ["User:"])`
+    """
+    added = tokenizer.get_added_vocab()
+    ids, texts = set(), []
+    for stop in stops:
+        if stop in added:
+            ids.add(added[stop])
+        elif stop:
+            texts.append(stop)
+    return ids, texts

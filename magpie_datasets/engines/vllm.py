@@ -17,7 +17,7 @@ import hashlib
 import os
 from typing import Sequence
 
-from .base import Completion, Sampling, encode_prompts
+from .base import Completion, Sampling, encode_prompts, split_stops
 
 _CPU_DEFAULTS = {
     "enforce_eager": True,
@@ -26,6 +26,11 @@ _CPU_DEFAULTS = {
     # prompt is split across steps by chunked prefill, e.g. step 1 with n=256 and a seed
     "enable_chunked_prefill": False,
 }
+
+
+# engines/vllm_penalty.py: keeps the repetition penalty off stop tokens, as the transformers engine does
+_UNPENALISED_STOPS = "magpie_datasets.engines.vllm_penalty:StopTokensUnpenalised"
+STOP_IDS_KEY = "magpie_unpenalised_stop_ids"  # SamplingParams.extra_args key it reads
 
 
 def _prompt_seed(seed: int, prompt: int) -> int:
@@ -62,6 +67,8 @@ class VLLMEngine:
         if current_platform.is_cpu():
             settings.update(_CPU_DEFAULTS)
         settings.update(options)
+        if not settings.get("speculative_config"):  # vLLM refuses custom logits processors there
+            settings["logits_processors"] = [*settings.get("logits_processors", []), _UNPENALISED_STOPS]
         self.llm = vllm.LLM(model=path, trust_remote_code=trust_remote_code, **settings)
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
@@ -70,6 +77,10 @@ class VLLMEngine:
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
         if sampling.n < 1 or not prompts:
             return [[] for _ in prompts]
+        stop_ids = split_stops(self.tokenizer, sampling.stop)[0] | set(sampling.stop_token_ids)
+        if self.tokenizer.eos_token_id is not None:
+            stop_ids.add(self.tokenizer.eos_token_id)
+        extra = {STOP_IDS_KEY: sorted(stop_ids)} if sampling.repetition_penalty != 1.0 and stop_ids else None
         params = [
             self._sampling_params(
                 n=sampling.n,
@@ -84,6 +95,7 @@ class VLLMEngine:
                 # leaked template markup can be detected downstream
                 skip_special_tokens=False,
                 spaces_between_special_tokens=False,
+                extra_args=extra,
                 structured_outputs=self._structured(json=sampling.json_schema) if sampling.json_schema else None,
             )
             for i in range(len(prompts))
