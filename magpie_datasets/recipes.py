@@ -29,7 +29,8 @@ A MAP_STAGES function runs as `ds.map(fn, batched=True, fn_kwargs=kwargs)`, a FI
 factory as `ds.filter(factory(*args, **kwargs), batched=True)`, a DATASET_STAGES function as
 `fn(ds, **kwargs)`. Overrides, for scaled-down runs: `num_rows` scales the row count (and a
 `k` of `longest` / `apply_recipe` in proportion); `model` replaces the chat-model roles
-(generator, responder, tagger), and `model="embedded"` sets every role to its stage's
+(generator, responder, tagger) and drops the recipe's `license` (the card then takes the new
+generator's), and `model="embedded"` sets every role to its stage's
 embedded default and the engine to "transformers", so a recipe runs offline on a CPU;
 `max_tokens` caps every `*max_tokens` argument (given or defaulted); `skip` drops named stages (e.g. the reward
 stages, for which no model ships offline).
@@ -261,6 +262,10 @@ def scaled(
                          engine_options=None)
     elif model is not None:
         recipe = replace(recipe, models={**recipe.models, **{r: model for r in CHAT_ROLES if r in recipe.models}})
+    if model is not None:
+        # the recipe's license is its generator's (llama3 for Llama-3 outputs); other models'
+        # outputs carry their own, which the card takes from the rows' `model`
+        recipe = replace(recipe, license=None)
     return recipe
 
 

@@ -111,6 +111,9 @@ def test_overrides():
     other = scaled(recipe, model="Qwen/Qwen2.5-0.5B-Instruct")
     assert other.models["generator"] == other.models["tagger"] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert other.models["reward"] == "sfairXC/FsfairX-LLaMA3-RM-v0.1" and other.engine == "vllm"
+    # the recipe's license is its Llama-3 generator's: another generator's rows get their own
+    assert recipe.license == "llama3" and scaled(recipe, num_rows=10).license == "llama3"
+    assert other.license is None and scaled(recipe, model="embedded").license is None
     assert scaled(recipe, num_rows=10_000).stages[-1].kwargs["k"] == 3000  # 300K of 1M -> 3K of 10K
     with pytest.raises(RecipeError, match="unknown stage 'add_reward'"):
         scaled(recipe, skip=["add_reward"])
@@ -248,7 +251,8 @@ def test_scaled_down_air_recipe_builds_a_hub_folder_with_its_card_and_plots(tmp_
 
     text = (out / "README.md").read_text()
     meta = yaml.safe_load(text.split("---\n", 2)[1])
-    assert meta["license"] == "llama3"  # the recipe's choice
+    # the recipe's llama3 is its Llama-3 generator's license; SmolLM2's outputs carry SmolLM2's
+    assert meta["license"] == "apache-2.0"
     assert [c["config_name"] for c in meta["configs"]] == ["air"]
     plots = re.findall(r"\]\((plots/air/[a-z_]+\.png)\)", text)
     expected = {"task_category", "input_quality", "difficulty", "language", "min_neighbor_distance",
