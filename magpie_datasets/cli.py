@@ -41,7 +41,8 @@ def generate_steps(args: argparse.Namespace) -> list:
         "sanitize": args.sanitize,
         "system_prompt": args.system_prompt,
     }
-    step2 = {**common, "max_tokens": args.max_response_tokens, "seed": args.seed}
+    step2 = {**common, "max_tokens": args.max_response_tokens, "repetition_penalty": args.repetition_penalty,
+             "seed": args.seed}
     return [(add_magpie_instructions, step1), (generate_responses, step2)]
 
 
@@ -108,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-instruction-tokens", type=int, default=2048)
     p.add_argument("--max-response-tokens", type=int, default=4096)
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        help="step 2 repetition penalty (1.0 as in the paper; small models such as the embedded one loop less at 1.2)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--early-stop", action="store_true", help="cut each instruction at its first newline")
     p.add_argument("--sanitize", action="store_true", help="cut answer leaks such as 'Answer:' from instructions")

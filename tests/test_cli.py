@@ -39,3 +39,16 @@ def test_template_error_is_one_line(tmp_path, capsys):
     assert message.startswith("magpie-datasets template: error:") and "system" in message.lower()
     with pytest.raises(SystemExit, match="not available"):
         main(["template", str(tmp_path / "missing")])
+
+
+def test_generate_records_the_step_2_options_it_was_given(tmp_path, capsys):
+    from datasets import load_from_disk
+
+    out = tmp_path / "out"
+    argv = ["generate", "--num-rows", "2", "--max-instruction-tokens", "4", "--max-response-tokens", "6",
+            "--repetition-penalty", "1.2", "--early-stop", "--output", str(out)]
+    assert main(argv) == 0 and "2 rows" in capsys.readouterr().out
+    ds = load_from_disk(str(out))
+    assert [c["repetition_penalty"] for c in ds["gen_response_configs"]] == [1.2, 1.2]
+    assert [c["max_tokens"] for c in ds["gen_response_configs"]] == [6, 6]
+    assert all(o["early_stop"] for o in ds["instruction_options"])
