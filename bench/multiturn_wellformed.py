@@ -26,6 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def failed_turn_tail(row: dict) -> dict:
+    """Which turn stopped the conversation, why, and its last 300 characters."""
+    issue = row["instruction_issue"] and f"instruction: {row['instruction_issue']}"
+    issue = issue or (row["response_issue"] and f"response: {row['response_issue']}") or row["turns_issue"]
+    column = issue.split(":")[0]
+    return {"turn": column, "why": issue.split(": ", 1)[1], "tail": (row[column] or "")[-300:]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=40)
@@ -79,6 +87,9 @@ def main() -> None:
             zip(ds["instruction_issue"], ds["response_issue"], ds["turns_issue"], first_ok) if not (first and t is None)
         ).most_common()),
         "sample": ds.filter(lambda row: row["turns_issue"] is None)[:1]["conversations"],
+        # the end of each turn that stopped a conversation: rambling, or a loop the penalty missed?
+        "failed_turn_tails": [failed_turn_tail(row) for row in ds if row["turns_issue"] or not (
+            row["instruction_issue"] is None and row["response_issue"] is None)],
     }
     args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "sample"}, indent=1))
