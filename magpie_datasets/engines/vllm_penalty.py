@@ -23,7 +23,6 @@ from .vllm import STOP_IDS_KEY
 
 class StopTokensUnpenalised(LogitsProcessor):
     def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool):
-        self.device = device
         self.requests: dict[int, tuple[float, list[int]]] = {}  # batch row -> (penalty, stop ids in its prompt)
 
     def is_argmax_invariant(self) -> bool:
