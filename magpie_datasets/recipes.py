@@ -369,13 +369,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    recipe = load_recipe(args.recipe)
-    overrides = overrides_from_args(args)
+    # scaled once here: the run and the card (its license) must see the same recipe
+    recipe = validate_recipe(scaled(load_recipe(args.recipe), **overrides_from_args(args)))
     if args.dry_run:
-        plan = validate_recipe(scaled(recipe, **overrides))
-        for step in plan.stages:
+        for step in recipe.stages:
             shown = {"stage": step.stage, "kind": stage_kind(step.stage), **({"args": list(step.args)} if step.args else {})}
-            print(json.dumps({**shown, **resolve_kwargs(plan, step)}, ensure_ascii=False, default=str))
+            print(json.dumps({**shown, **resolve_kwargs(recipe, step)}, ensure_ascii=False, default=str))
         return 0
     config_name = args.config_name or recipe.config_name
     # Resumable by default: run the same command again after a crash. The checkpoint is kept
@@ -390,7 +389,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             ray.init(address=args.ray or None)
             ray_started = True
     try:
-        ds, log = run_recipe(recipe, checkpoint_dir=checkpoint, ray=args.ray is not None, **overrides)
+        ds, log = run_recipe(recipe, checkpoint_dir=checkpoint, ray=args.ray is not None)
     finally:
         if ray_started:
             ray.shutdown()
