@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,8 +124,8 @@ def test_batched_prompts_of_different_lengths_match_one_at_a_time(llm):
 class PenaltyExceptStops(LogitsProcessor):
     """transformers' own repetition penalty, with the stop tokens' scores put back."""
 
-    def __init__(self, penalty: float, stop_ids: list[int]):
-        self.penalty, self.stop_ids = RepetitionPenaltyLogitsProcessor(penalty), stop_ids
+    def __init__(self, penalty: float, stop_ids: list[int], prompt_ignore_length: int | None = None):
+        self.penalty, self.stop_ids = RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length), stop_ids
 
     def __call__(self, input_ids, scores):
         kept = scores[:, self.stop_ids].clone()
@@ -164,6 +165,23 @@ def test_repetition_penalty_matches_transformers_with_stop_tokens_exempt(llm):
     assert penalised.finish_reason == "stop" and penalised.completion_tokens < 16
     assert "Paris" in penalised.text
     assert not reference_greedy(llm, prompt, max_tokens, repetition_penalty=1.5)[1]
+
+
+def test_repetition_penalty_can_leave_the_prompt_out(llm):
+    """penalize_prompt=False counts only generated tokens: transformers' prompt_ignore_length."""
+    stop_ids = sorted(llm.eos_ids | {END})
+    changed = []
+    for question in ("Repeat the word 'cat' ten times.", "Name three animals that live in the sea."):
+        prompt = chat(question)
+        sampling = Sampling(temperature=0, max_tokens=24, repetition_penalty=1.5)
+        [[whole]] = llm.generate([prompt], sampling)
+        [[output_only]] = llm.generate([prompt], replace(sampling, penalize_prompt=False))
+        length = len(llm.tokenizer(prompt, add_special_tokens=False).input_ids)
+        processor = LogitsProcessorList([PenaltyExceptStops(1.5, stop_ids, prompt_ignore_length=length)])
+        reference, ended = reference_greedy(llm, prompt, 24, logits_processor=processor)
+        assert output_only.text == reference and (output_only.finish_reason == "stop") == ended
+        changed.append(output_only.text != whole.text)
+    assert any(changed)  # the prompt's tokens were penalised before
 
 
 def test_top_p_tiny_is_greedy(llm):

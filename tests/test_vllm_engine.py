@@ -30,6 +30,8 @@ SCRIPT = textwrap.dedent(
         "<|im_start|>user\\n"
     )
 
+    OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING = __OWN_TOKENS__
+
     def chat(question):
         return f"{PRE_QUERY}{question}<|im_end|>\\n<|im_start|>assistant\\n"
 
@@ -56,6 +58,10 @@ SCRIPT = textwrap.dedent(
             "greedy": run([france], temperature=0, max_tokens=40),
             "penalised": run([france], temperature=0, max_tokens=48, repetition_penalty=1.5, stop=("<|im_end|>",)),
             "penalised_stock": run_stock(france, temperature=0, max_tokens=48, repetition_penalty=1.5),
+            "own_tokens": [
+                [chat(question)] + [run([chat(question)], penalize_prompt=flag, **OWN_TOKENS_SAMPLING)[0][0] for flag in (True, False)]
+                for question in OWN_TOKENS_QUESTIONS
+            ],
             "count": run([count], temperature=0, max_tokens=30),
             "count_stop": run([count], temperature=0, max_tokens=30, stop=("5,",)),
             "length": run([chat("Write a long story about a dragon.")], temperature=0, max_tokens=5),
@@ -72,12 +78,15 @@ SCRIPT = textwrap.dedent(
     '''
 )
 
+OWN_TOKENS_QUESTIONS = ("Repeat the word 'cat' ten times.", "Name three animals that live in the sea.")
+OWN_TOKENS_SAMPLING = {"temperature": 0, "max_tokens": 24, "repetition_penalty": 1.5, "stop": ("<|im_end|>",)}
+
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     import vllm  # noqa: F401  (opt-in test: pip install -e ".[vllm]")
     script = tmp_path_factory.mktemp("vllm") / "run_vllm.py"
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT.replace("__OWN_TOKENS__", repr((OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING))))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -127,6 +136,20 @@ def test_repetition_penalty_leaves_the_end_of_turn_token_alone(results):
     assert c["finish_reason"] == "stop" and c["completion_tokens"] < 16
     assert "Paris" in c["text"]
     assert results["penalised_stock"]["finish_reason"] == "length"
+
+
+def test_penalty_on_the_answer_only_matches_the_transformers_engine(results):
+    """penalize_prompt=False in vLLM (our processor undoes its penalty on prompt tokens not yet
+    generated) gives what the transformers engine gives, checked there against transformers."""
+    from magpie_datasets.engines import Sampling, load_engine
+
+    llm = load_engine(None)
+    changed = []
+    for prompt, whole, own in results["own_tokens"]:
+        [[reference]] = llm.generate([prompt], Sampling(penalize_prompt=False, **OWN_TOKENS_SAMPLING))
+        assert own["text"] == reference.text and own["finish_reason"] == reference.finish_reason
+        changed.append(own["text"] != whole["text"])
+    assert any(changed)
 
 
 def test_stop_string_cuts_text(results):

@@ -18,6 +18,10 @@ class Sampling:
     # except the stop / end-of-turn tokens: they close every turn of a chat prompt, and
     # penalising them keeps small models from ever ending their answer
     repetition_penalty: float = 1.0
+    # False: the penalty counts only the tokens of this completion (transformers'
+    # `prompt_ignore_length`). A later turn's answer then is not pushed off every word of the
+    # conversation so far, which drives small models to word soup
+    penalize_prompt: bool = True
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     seed: int | None = None

@@ -352,8 +352,9 @@ class TransformersEngine:
         seen = None
         if sampling.repetition_penalty != 1.0:
             seen = torch.zeros((len(rows), self.vocab_size), dtype=torch.bool, device=self.device)
-            for i, row in enumerate(rows):
-                seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
+            if sampling.penalize_prompt:  # else only the tokens this completion generates count
+                for i, row in enumerate(rows):
+                    seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
             # The end-of-turn token closes every earlier turn of a chat prompt; penalising it
             # keeps a model from ending its answer (SmolLM2-135M: 10/18 answers ended within
             # 512 tokens at penalty 1.2, 17/18 with stop tokens exempt). A stop token ends

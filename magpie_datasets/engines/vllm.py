@@ -28,9 +28,11 @@ _CPU_DEFAULTS = {
 }
 
 
-# engines/vllm_penalty.py: keeps the repetition penalty off stop tokens, as the transformers engine does
-_UNPENALISED_STOPS = "magpie_datasets.engines.vllm_penalty:StopTokensUnpenalised"
-STOP_IDS_KEY = "magpie_unpenalised_stop_ids"  # SamplingParams.extra_args key it reads
+# engines/vllm_penalty.py: keeps the repetition penalty off stop tokens (and, with
+# Sampling.penalize_prompt=False, off the prompt), as the transformers engine does
+_UNPENALISED = "magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"
+STOP_IDS_KEY = "magpie_unpenalised_stop_ids"  # SamplingParams.extra_args keys it reads
+OUTPUT_ONLY_KEY = "magpie_penalise_output_only"
 
 
 def _prompt_seed(seed: int, prompt: int) -> int:
@@ -67,8 +69,10 @@ class VLLMEngine:
         if current_platform.is_cpu():
             settings.update(_CPU_DEFAULTS)
         settings.update(options)
-        if not settings.get("speculative_config"):  # vLLM refuses custom logits processors there
-            settings["logits_processors"] = [*settings.get("logits_processors", []), _UNPENALISED_STOPS]
+        # vLLM refuses custom logits processors with speculative decoding
+        self._exemptions = not settings.get("speculative_config")
+        if self._exemptions:
+            settings["logits_processors"] = [*settings.get("logits_processors", []), _UNPENALISED]
         self.llm = vllm.LLM(model=path, trust_remote_code=trust_remote_code, **settings)
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
@@ -80,7 +84,16 @@ class VLLMEngine:
         stop_ids = split_stops(self.tokenizer, sampling.stop)[0] | set(sampling.stop_token_ids)
         if self.tokenizer.eos_token_id is not None:
             stop_ids.add(self.tokenizer.eos_token_id)
-        extra = {STOP_IDS_KEY: sorted(stop_ids)} if sampling.repetition_penalty != 1.0 and stop_ids else None
+        extra = {}
+        if sampling.repetition_penalty != 1.0:
+            if not sampling.penalize_prompt and not self._exemptions:
+                raise ValueError(
+                    "penalize_prompt=False needs a logits processor, which vLLM refuses with "
+                    "speculative_config: drop one of the two"
+                )
+            extra = {STOP_IDS_KEY: sorted(stop_ids)} if stop_ids else {}
+            if not sampling.penalize_prompt:
+                extra[OUTPUT_ONLY_KEY] = True
         params = [
             self._sampling_params(
                 n=sampling.n,
@@ -95,7 +108,7 @@ class VLLMEngine:
                 # leaked template markup can be detected downstream
                 skip_special_tokens=False,
                 spaces_between_special_tokens=False,
-                extra_args=extra,
+                extra_args=extra or None,
                 structured_outputs=self._structured(json=sampling.json_schema) if sampling.json_schema else None,
             )
             for i in range(len(prompts))
