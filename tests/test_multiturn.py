@@ -163,3 +163,19 @@ def test_add_turns_is_reproducible(three_turns):
     ds, out = three_turns
     again = ds.select([2]).map(add_turns, batched=True, fn_kwargs={**MT_KWARGS, "num_turns": 2})
     assert again["instruction_2"] == out["instruction_2"][2:3]
+
+
+def test_the_answer_penalty_can_leave_the_conversation_out(three_turns):
+    """response_penalize_prompt=False: turn 2's answer is penalised for its own tokens only, so it
+    differs from the one penalised for every token of turn 1 too; both settings are recorded."""
+    ds, _ = three_turns
+    kwargs = {**MT_KWARGS, "num_turns": 2, "response_repetition_penalty": 1.5}
+    whole, own = (
+        ds.select([2, 3]).map(add_turns, batched=True, fn_kwargs={**kwargs, "response_penalize_prompt": flag})
+        for flag in (True, False)
+    )
+    assert whole["instruction_2"] == own["instruction_2"]  # the same follow-ups were asked
+    assert whole["response_2"] != own["response_2"]
+    assert [c["response_penalize_prompt"] for c in whole["gen_mt_configs"]] == [True, True]
+    assert [c["response_penalize_prompt"] for c in own["gen_mt_configs"]] == [False, False]
+    assert own[0]["gen_mt_configs"]["response_repetition_penalty"] == 1.5
