@@ -2,14 +2,15 @@
 
     python bench/multiturn_wellformed.py                      # 40 rows -> bench/results/multiturn_wellformed.json
     python bench/multiturn_wellformed.py --rows 10 --num-turns 2
-    python bench/multiturn_wellformed.py --early-stop --max-response-tokens 1024   # the best setting so far: 31/40
+    python bench/multiturn_wellformed.py --early-stop --max-response-tokens 1024 --no-penalize-prompt   # 38/40
 
 Steps 1+2, then `add_turns(num_turns=3)`. A conversation is well-formed when no turn is
 empty, truncated by max_tokens or leaks template markup: `instruction_issue`,
 `response_issue` and `turns_issue` all None. Reported over all rows and over the rows whose
 first turn was well-formed (the ones a user would continue), with the end of every turn that
 stopped a conversation. SmolLM2-135M (4-bit GGUF) loops, so the answers use a repetition
-penalty (`--repetition-penalty`, 1.0 in the paper; stop tokens are exempt in both engines) and
+penalty (`--repetition-penalty`, 1.0 in the paper; stop tokens are exempt in both engines;
+`--no-penalize-prompt` keeps it off the conversation before each answer of turns 2+) and
 a token cap the CPU can afford; `--early-stop` cuts instructions at their first newline (the
 release's default) and `--response-temperature` samples the answers instead of greedy
 decoding. All settings are recorded in the report.
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--max-instruction-tokens", type=int, default=256)
     parser.add_argument("--max-response-tokens", type=int, default=512)
     parser.add_argument("--repetition-penalty", type=float, default=1.2)
+    parser.add_argument("--penalize-prompt", action=argparse.BooleanOptionalAction, default=True,
+                        help="turns 2+: whether the penalty also counts the conversation so far")
     parser.add_argument("--response-temperature", type=float, default=0.0, help="0 = greedy, as in the paper")
     parser.add_argument("--early-stop", action="store_true", help="cut instructions at their first newline")
     parser.add_argument("--seed", type=int, default=0)
@@ -64,6 +67,7 @@ def main() -> None:
     ds = ds.map(magpie.add_turns, batched=True, fn_kwargs={
         "num_turns": args.num_turns, "max_tokens": args.max_instruction_tokens, "seed": args.seed,
         "response_max_tokens": args.max_response_tokens, "response_repetition_penalty": args.repetition_penalty,
+        "response_penalize_prompt": args.penalize_prompt,
         "response_temperature": args.response_temperature, "early_stop": args.early_stop})
     seconds = time.perf_counter() - start
 
