@@ -91,7 +91,8 @@ class VLLMEngine:
                     "penalize_prompt=False needs a logits processor, which vLLM refuses with "
                     "speculative_config: drop one of the two"
                 )
-            extra = {STOP_IDS_KEY: sorted(stop_ids)} if stop_ids else {}
+            if stop_ids:
+                extra[STOP_IDS_KEY] = sorted(stop_ids)
             if not sampling.penalize_prompt:
                 extra[OUTPUT_ONLY_KEY] = True
         params = [

@@ -41,9 +41,11 @@ class UnpenalisedPromptTokens(LogitsProcessor):
         if extra.get(OUTPUT_ONLY_KEY):
             # vLLM appends to `output_ids` in place, so apply() sees what has been generated
             return penalty, torch.tensor(sorted(in_prompt), device=self.device), output_ids
+        stops = extra.get(STOP_IDS_KEY)
+        if not stops:
+            return None
         # only tokens the penalty will touch get compensated; a generated stop token ends the request
-        stops = set(extra.get(STOP_IDS_KEY) or ())
-        ids = sorted(int(i) for i in stops | set(params.all_stop_token_ids) if i in in_prompt) if stops else []
+        ids = sorted(int(i) for i in set(stops) | set(params.all_stop_token_ids) if i in in_prompt)
         return (penalty, torch.tensor(ids, device=self.device), None) if ids else None
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
