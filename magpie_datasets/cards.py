@@ -9,7 +9,7 @@
 `magpie_datasets.hub` wraps this with the data files (`save_for_hub`, `push_to_hub`).
 
 The card is a `huggingface_hub.DatasetCard` rendered from the Jinja templates in the
-repository's `cards/` folder (shipped inside the package as `card_templates/`). Each
+package's `card_templates/` folder (package data, read with `importlib.resources`). Each
 config gets its own section between HTML comment markers, so writing a second config
 into the same README keeps the first one, and text outside the generated block is
 never touched.
@@ -17,10 +17,12 @@ never touched.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, Features
 from huggingface_hub import DatasetCard, DatasetCardData
 
-TEMPLATE_DIR = Path(__file__).parent / "card_templates"
+TEMPLATE_FOLDER = "card_templates"  # package data of magpie_datasets
 CARD_TEMPLATE = "dataset_card.md.jinja"
 SECTION_TEMPLATE = "config_section.md.jinja"
 PLOTS_DIR = "plots"
@@ -346,14 +348,19 @@ def card_with_plots(
 # ----------------------------------------------------------------------------- helpers
 
 
+@functools.lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
-    if not TEMPLATE_DIR.is_dir():
+    # importlib.resources, not a path next to __file__: it finds package data in any install (wheel, zip, editable)
+    folder = resources.files(__package__) / TEMPLATE_FOLDER
+    missing = [name for name in (CARD_TEMPLATE, SECTION_TEMPLATE) if not folder.joinpath(name).is_file()]
+    if missing:
         raise FileNotFoundError(
-            f"Card templates not found at {TEMPLATE_DIR}; reinstall magpie-datasets "
-            "(the templates ship as package data, from the repository's cards/ folder)."
+            f"Card templates {missing} are missing from the installed {__package__} package ({folder}); "
+            "reinstall it (pip install --force-reinstall --no-deps magpie-datasets) so its package data is there."
         )
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), keep_trailing_newline=True, autoescape=False
+        loader=jinja2.FunctionLoader(lambda name: folder.joinpath(name).read_text(encoding="utf-8")),
+        keep_trailing_newline=True, autoescape=False,
     )
 
 

@@ -140,8 +140,13 @@ def test_bad_stage_log_is_one_clear_error_and_secrets_stay_out(sample, tmp_path)
     assert "hf_xyz" not in str(card) and "hf_abc" not in str(card) and "max_tokens=`128`" in str(card)
 
 
-def test_templates_ship_inside_the_package():
-    packaged = Path(cards.__file__).parent / "card_templates"
-    repo_cards = Path(__file__).parents[1] / "cards"
+def test_templates_are_real_files_inside_the_package():
+    # a symlink out of the package is lost in a wheel; the wheel itself is checked in test_wheel.py
+    packaged = Path(cards.__file__).parent / cards.TEMPLATE_FOLDER
+    assert not packaged.is_symlink()
     for name in (cards.CARD_TEMPLATE, cards.SECTION_TEMPLATE):
-        assert (packaged / name).read_text() == (repo_cards / name).read_text()
+        template = packaged / name
+        assert template.is_file() and not template.is_symlink()
+    env = cards._templates()
+    section, _, _ = env.loader.get_source(env, cards.SECTION_TEMPLATE)
+    assert section == (packaged / cards.SECTION_TEMPLATE).read_text() and "magpie-datasets:config" in section
