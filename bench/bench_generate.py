@@ -58,30 +58,26 @@ class Timer:
 
 def bare_step1(llm, uuids, max_tokens, seed):
     from magpie_datasets.engines.base import Sampling
-    from magpie_datasets.generate import batch_seed, clean_instruction
+    from magpie_datasets.generate import clean_instruction, row_seed
     from magpie_datasets.templates import magpie_template
 
     template = magpie_template(llm.tokenizer)
-    sampling = Sampling(
-        n=len(uuids), temperature=1.0, top_p=1.0, max_tokens=max_tokens, stop=template.stop, seed=batch_seed(seed, uuids[0])
-    )
+    sampling = Sampling(temperature=1.0, top_p=1.0, max_tokens=max_tokens, stop=template.stop)
+    seeds = [row_seed(seed, u) for u in uuids]
     with Timer() as timer:
-        [completions] = llm.generate([template.pre_query], sampling)
+        completions = [c for c, in llm.generate([template.pre_query] * len(uuids), sampling, seeds=seeds)]
     texts = [clean_instruction(c.text, False, False)[0] for c in completions]
     return timer, texts, sum(c.completion_tokens for c in completions)
 
 
 def bare_step2(llm, instructions, max_tokens, seed):
     from magpie_datasets.engines.base import Sampling
-    from magpie_datasets.generate import batch_seed
     from magpie_datasets.templates import chat_prompt, magpie_template
-
     todo = [q for q in instructions if q.strip()]
     sampling = Sampling(
         temperature=0.0,
         max_tokens=max_tokens,
         stop=magpie_template(llm.tokenizer, system_prompt="template").stop,
-        seed=batch_seed(seed, todo[0]),
     )
     prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": q}]) for q in todo]
     with Timer() as timer:

@@ -119,7 +119,7 @@ class Clock:
 
 def _bare_step1(n: int, max_tokens: int, engine: str) -> dict:
     from magpie_datasets.engines import Sampling, load_engine
-    from magpie_datasets.generate import batch_seed, empty
+    from magpie_datasets.generate import empty, row_seed
     from magpie_datasets.templates import magpie_template
 
     llm = load_engine(None, engine, **_engine_options(engine))
@@ -128,16 +128,15 @@ def _bare_step1(n: int, max_tokens: int, engine: str) -> dict:
     clock, tokens = Clock(), 0
     for start in range(0, n, BATCH):
         part = uuids[start : start + BATCH]
-        sampling = Sampling(n=len(part), temperature=1.0, top_p=1.0, max_tokens=max_tokens, stop=template.stop,
-                            seed=batch_seed(0, part[0]))
-        tokens += sum(c.completion_tokens for c in llm.generate([template.pre_query], sampling)[0])
+        sampling = Sampling(temperature=1.0, top_p=1.0, max_tokens=max_tokens, stop=template.stop)
+        seeds = [row_seed(0, u) for u in part]
+        tokens += sum(c.completion_tokens for (c,) in llm.generate([template.pre_query] * len(part), sampling, seeds=seeds))
     wall, cpu = clock.read()
     return {"bare_s": wall, "bare_cpu_s": cpu, "bare_tokens": tokens}
 
 
 def _bare_step2(instructions: list[str], max_tokens: int, engine: str) -> dict:
     from magpie_datasets.engines import Sampling, load_engine
-    from magpie_datasets.generate import batch_seed
     from magpie_datasets.templates import chat_prompt, magpie_template
 
     llm = load_engine(None, engine, **_engine_options(engine))
@@ -147,7 +146,7 @@ def _bare_step2(instructions: list[str], max_tokens: int, engine: str) -> dict:
         part = [q for q in instructions[start : start + BATCH] if q.strip()]
         if not part:
             continue
-        sampling = Sampling(temperature=0.0, max_tokens=max_tokens, stop=stop, seed=batch_seed(0, part[0]))
+        sampling = Sampling(temperature=0.0, max_tokens=max_tokens, stop=stop)
         prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": q}]) for q in part]
         tokens += sum(c.completion_tokens for (c,) in llm.generate(prompts, sampling))
     wall, cpu = clock.read()

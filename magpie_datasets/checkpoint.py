@@ -8,8 +8,8 @@ step runs on it (as `Dataset.map(fn, batched=True)` would, output columns replac
 columns of the same name) and the finished batch is written as one Arrow file with an atomic
 write (temporary file, fsync, `os.replace`). A killed run therefore leaves only whole batches,
 and running the same call again computes just the missing ones: no row lost, none duplicated.
-Because the boundaries are fixed, seeds derived per batch (`generate.batch_seed`) give the same
-rows whether or not the run was interrupted.
+Stages seed each row from its own id (`generate.row_seed`), so an interrupted run gives the same
+rows as an uninterrupted one.
 
 `manifest.json` records the run's identity: each step's function and keyword arguments, the
 input's content hash and row count, and the batch size. A directory that holds a different run

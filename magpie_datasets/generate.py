@@ -46,14 +46,22 @@ def empty(n: int) -> Dataset:
     return Dataset.from_dict({"uuid": uuids}, features=Features({"uuid": Value("string")}))
 
 
-def batch_seed(seed: int, key: str) -> int:
-    """A seed for one batch, derived from the run's seed and the batch's first row id.
+def row_seed(seed: int, key: str) -> int:
+    """The seed of one row's sample: a hash of the run's seed and the row's own id.
 
-    The same rows get the same seed whatever the batch boundaries before them, so a
-    re-run or a resumed run samples the same text.
+    A row therefore gets the same text whatever `batch_size`, `num_proc`, the rows around
+    it or a resume.
+
+    >>> row_seed(0, "a2639ae2-f300-5e4b-8490-5103f59a5891") == row_seed(0, "a2639ae2-f300-5e4b-8490-5103f59a5891")
+    True
     """
     digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def row_keys(batch: Mapping[str, list]) -> list[str]:
+    """What identifies each row for its seed: `uuid`, else the instruction text."""
+    return [str(k) for k in (batch["uuid"] if "uuid" in batch else batch["instruction"])]
 
 
 def text_issue(text: str, finish_reason: str, markup: tuple[str, ...]) -> str | None:
@@ -101,6 +109,9 @@ def add_magpie_instructions(
 ) -> dict[str, list]:
     """Step 1: sample one user instruction per row from the pre-query template alone.
 
+    Each row's sample is seeded by (`seed`, its `uuid`), and `early_stop` stops generation
+    at the first newline (the release's stop string), where the compute is saved.
+
     Input: a batch with `uuid` (from `empty(n)`). Output columns: `uuid` (uuid5 of
     the conversation), `model`, `gen_input_configs` {temperature, top_p,
     input_generator, seed, pre_query_template}, `instruction_options`,
@@ -117,14 +128,13 @@ def add_magpie_instructions(
     template = magpie_template(llm.tokenizer, system_prompt=system_prompt)
     placeholders = list(batch["uuid"])
     sampling = Sampling(
-        n=rows,
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,
-        stop=template.stop,
-        seed=batch_seed(seed, placeholders[0]) if rows else seed,
+        stop=(*template.stop, "\n") if early_stop else template.stop,
     )
-    completions = llm.generate([template.pre_query], sampling)[0] if rows else []
+    seeds = [row_seed(seed, key) for key in placeholders]
+    completions = [c for c, in llm.generate([template.pre_query] * rows, sampling, seeds=seeds)] if rows else []
     markup = markup_tokens(llm.tokenizer, template.stop)
 
     instructions, issues = [], []
@@ -195,13 +205,15 @@ def answer_instructions(
 ) -> tuple[list[list[str]], list[list[str | None]], list[dict | None]]:
     """`n` answers to each row's `instruction` through the chat template (steps 2 and k-sample).
 
-    Each row is answered by `answering_models(batch, model)`. Returns, per row: the answers
+    Each row is answered by `answering_models(batch, model)`, seeded by (`seed`, `row_keys`).
+    Returns, per row: the answers
     ([] for an empty instruction), their issues (None, "empty", "max_tokens",
     "template_markup") and the row's `gen_response_configs`.
     """
     instructions = [text or "" for text in batch["instruction"]]
     rows = len(instructions)
     models = answering_models(batch, model)
+    keys = row_keys(batch)
     answers: list[list[str]] = [[] for _ in range(rows)]
     issues: list[list[str | None]] = [[] for _ in range(rows)]
     configs: list[dict | None] = [None] * rows
@@ -223,10 +235,10 @@ def answer_instructions(
             max_tokens=max_tokens,
             repetition_penalty=repetition_penalty,
             stop=stop,
-            seed=batch_seed(seed, instructions[todo[0]]),
         )
         prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}]) for i in todo]
-        for i, completions in zip(todo, llm.generate(prompts, sampling)):
+        seeds = [row_seed(seed, keys[i]) for i in todo]
+        for i, completions in zip(todo, llm.generate(prompts, sampling, seeds=seeds)):
             answers[i] = [c.text.strip() for c in completions]
             issues[i] = [text_issue(t, c.finish_reason, markup) for t, c in zip(answers[i], completions)]
     return answers, issues, configs

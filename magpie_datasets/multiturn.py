@@ -16,7 +16,7 @@ from datasets import Features, Value
 
 from .engines import load_engine
 from .engines.base import Sampling
-from .generate import answering_models, batch_seed, clean_instruction, markup_tokens, text_issue
+from .generate import answering_models, clean_instruction, markup_tokens, row_keys, row_seed, text_issue
 from .schema import CONVERSATIONS, batch_size_of, require_columns, to_conversations, typed_batch
 from .templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
 
@@ -147,7 +147,7 @@ def add_turns(
     if not isinstance(num_turns, int) or isinstance(num_turns, bool) or num_turns < 2:
         raise ValueError(f"add_turns needs num_turns >= 2 (turn 1 is the existing instruction/response), got {num_turns!r}")
     rows = batch_size_of(batch)
-    keys = [str(k) for k in batch["uuid"]] if "uuid" in batch else [str(t) for t in batch["instruction"]]
+    keys = row_keys(batch)
     models = answering_models(batch, model)
     issues = [_first_turn_issue(batch, i) for i in range(rows)]
     messages = [
@@ -192,10 +192,10 @@ def add_turns(
                 temperature=temperature,
                 top_p=top_p,
                 max_tokens=max_tokens,
-                stop=stop,
-                seed=batch_seed(seed, f"{keys[active[0]]}/instruction_{k}"),
+                stop=(*stop, "\n") if early_stop else stop,
             )
-            for i, (completion,) in zip(active, llm.generate(prompts, sampling)):
+            seeds = [row_seed(seed, f"{keys[i]}/instruction_{k}") for i in active]
+            for i, (completion,) in zip(active, llm.generate(prompts, sampling, seeds=seeds)):
                 text, cut = clean_instruction(completion.text, early_stop, sanitize)
                 turns[f"instruction_{k}"][i] = text
                 if why := text_issue(text, "stop" if cut else completion.finish_reason, markup):
@@ -214,9 +214,9 @@ def add_turns(
                 repetition_penalty=response_repetition_penalty,
                 penalize_prompt=response_penalize_prompt,
                 stop=stop,
-                seed=batch_seed(seed, f"{keys[active[0]]}/response_{k}"),
             )
-            for i, (completion,) in zip(active, llm.generate(prompts, sampling)):
+            seeds = [row_seed(seed, f"{keys[i]}/response_{k}") for i in active]
+            for i, (completion,) in zip(active, llm.generate(prompts, sampling, seeds=seeds)):
                 text = completion.text.strip()
                 turns[f"response_{k}"][i] = text
                 if why := text_issue(text, completion.finish_reason, markup):

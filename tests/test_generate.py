@@ -170,3 +170,32 @@ def test_text_issue():
     assert text_issue("hi <|im_end|>", "stop", ("<|im_end|>",)) == "template_markup"
     assert text_issue("hi", "length", ()) == "max_tokens"
     assert text_issue("hi", "stop", ("<|im_end|>",)) is None
+
+
+def _build(batch_size: int, num_proc: int | None = None) -> Dataset:
+    step2 = {"max_tokens": 16, "temperature": 0.8, "seed": 3}  # sampled, so step 2's seeds count too
+    ds = magpie.empty(16).map(
+        magpie.add_magpie_instructions, batched=True, batch_size=batch_size, num_proc=num_proc,
+        fn_kwargs={"max_tokens": 16, "seed": 5}, load_from_cache_file=False,
+    )
+    return ds.map(magpie.generate_responses, batched=True, batch_size=batch_size, num_proc=num_proc,
+                  fn_kwargs=step2, load_from_cache_file=False)
+
+
+def test_rows_do_not_depend_on_batch_boundaries():
+    # each row is seeded by (seed, its uuid): the CLI's batches of 64 and Dataset.map's 1000 agree
+    runs = {size: _build(size) for size in (8, 16, 1000)}
+    reference = runs[1000]
+    assert len(set(reference["instruction"])) >= 10  # distinct samples, not one seed copied
+    for size, ds in runs.items():
+        assert ds["instruction"] == reference["instruction"], size
+        assert ds["response"] == reference["response"], size
+
+
+def test_early_stop_stops_generation_at_the_first_newline():
+    ds = magpie.empty(8).map(
+        magpie.add_magpie_instructions, batched=True,
+        fn_kwargs={"max_tokens": 48, "seed": 1, "early_stop": True}, load_from_cache_file=False,
+    )
+    assert all("\n" not in text for text in ds["instruction"])
+    assert all(row["early_stop"] for row in ds["instruction_options"])

@@ -24,6 +24,9 @@ class Sampling:
     penalize_prompt: bool = True
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    # Seeds every prompt of a call: prompt p draws from (seed, p). Stages pass `seeds=` to
+    # `generate` instead, one per prompt from the row's id, so that a row's sample does not
+    # depend on which batch it is in or where
     seed: int | None = None
     # A JSON schema (as a JSON string) the answer must follow. Engines with constrained
     # decoding (vLLM structured outputs) enforce it; the others ignore it, so callers still parse.
@@ -46,14 +49,33 @@ class Engine(Protocol):
     `generate(["<prompt>"], Sampling(n=3))` -> `[[Completion, Completion, Completion]]`:
     one list per prompt, `sampling.n` completions each, in order. Prompts are
     full strings; an engine tokenizes them with `add_special_tokens=False`
-    (templates already put the BOS in the text).
+    (templates already put the BOS in the text). `seeds`, one per prompt, seed each
+    prompt's samples on their own (see `prompt_seeds`); identical prompts are fine.
     """
 
     name: str  # "transformers" | "vllm"
     model_id: str  # what rows record as the generator (hub id, or the local path)
     tokenizer: object  # a transformers PreTrainedTokenizerBase
 
-    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]: ...
+    def generate(
+        self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
+    ) -> list[list[Completion]]: ...
+
+
+def prompt_seeds(sampling: Sampling, prompts: int, seeds: Sequence[int] | None = None) -> list[str] | None:
+    """One seed string per prompt: `seeds` as given, else derived from `sampling.seed` and the
+    prompt's position; None when the call is unseeded.
+
+    >>> prompt_seeds(Sampling(seed=7), 2), prompt_seeds(Sampling(), 2, seeds=[11, 12])
+    (['7/0', '7/1'], ['11', '12'])
+    """
+    if seeds is not None:
+        if len(seeds) != prompts:
+            raise ValueError(f"seeds has {len(seeds)} values for {prompts} prompts: give one per prompt")
+        return [str(int(s)) for s in seeds]
+    if sampling.seed is None:
+        return None
+    return [f"{sampling.seed}/{p}" for p in range(prompts)]
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], sampling: Sampling) -> list[list[int]]:

@@ -8,8 +8,8 @@ KV cache copied to its `n` samples (Magpie's step 1 samples many instructions fr
 one pre-query). Decoding runs one token per step for every active row; rows that
 stop are dropped from the batch and waiting rows take their place (continuous
 batching), so a few long rows do not keep the rest of the batch idle. Each sample
-draws its random numbers from its own stream, seeded by (seed, prompt, sample), so a
-seeded run gives the same texts whatever the batch size. With `Sampling.json_schema`
+draws its random numbers from its own stream, seeded by (prompt seed, sample), so a
+seeded row gives the same text whatever else is in the batch. With `Sampling.json_schema`
 each sample gets an llguidance matcher that masks the logits to tokens the schema allows.
 """
 
@@ -28,7 +28,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from .base import Completion, Sampling, encode_prompts, split_stops
+from .base import Completion, Sampling, encode_prompts, prompt_seeds, split_stops
 
 _DTYPES = {
     "float32": torch.float32,
@@ -252,15 +252,20 @@ class TransformersEngine:
         return max(1, min(self.batch_size, _free_memory_bytes(self.device) // 2 // max(per_row, 1)))
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]:
+    def generate(
+        self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
+    ) -> list[list[Completion]]:
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
+        keys = prompt_seeds(sampling, len(prompts), seeds)
         if sampling.n < 1 or not prompts:
             return [[] for _ in prompts]
         stop_ids, text_stops = split_stops(self.tokenizer, sampling.stop)  # ids are checked per step for free
         stop_ids |= self.eos_ids | set(sampling.stop_token_ids)
-        base_seed = sampling.seed if sampling.seed is not None else random.SystemRandom().getrandbits(63)
+        if keys is None:
+            unseeded = random.SystemRandom().getrandbits(63)
+            keys = [f"{unseeded}/{p}" for p in range(len(prompts))]
         rows = [
-            _Row(p, k, encoded[p], random.Random(f"{base_seed}/{p}/{k}"))
+            _Row(p, k, encoded[p], random.Random(f"{keys[p]}/{k}"))
             for p in sorted(range(len(prompts)), key=lambda p: len(encoded[p]))
             for k in range(sampling.n)
         ]
@@ -328,10 +333,11 @@ class TransformersEngine:
 
     def _prefill(self, rows: list[_Row], sampling: Sampling, slots: bool, stop_tensor: torch.Tensor) -> _Batch:
         """Run each distinct prompt once (left-padded), then give every row its prompt's cache."""
+        # keyed by the tokens: step 1 sends the same pre-query once per row
         first_rows = {}
         for row in rows:
-            first_rows.setdefault(row.prompt, row)
-        order = {p: i for i, p in enumerate(first_rows)}
+            first_rows.setdefault(tuple(row.prompt_ids), row)
+        order = {ids: i for i, ids in enumerate(first_rows)}
         unique = [row.prompt_ids for row in first_rows.values()]
         # bound the tokens of one forward pass (activation memory); slot caches can be stacked
         chunk = max(1, _PREFILL_TOKENS // max(len(ids) for ids in unique)) if slots else len(unique)
@@ -346,7 +352,7 @@ class TransformersEngine:
             else:
                 for mine, theirs in zip(cache.layers, part_cache.layers):
                     mine.merge(theirs)
-        index = torch.tensor([order[r.prompt] for r in rows], device=self.device)
+        index = torch.tensor([order[tuple(r.prompt_ids)] for r in rows], device=self.device)
         cache.batch_select_indices(index)  # one copy of the prompt's cache per sample
         lengths = torch.tensor([len(r.prompt_ids) for r in rows], device=self.device)
         seen = None

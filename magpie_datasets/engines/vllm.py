@@ -17,7 +17,7 @@ import hashlib
 import os
 from typing import Sequence
 
-from .base import Completion, Sampling, encode_prompts, split_stops
+from .base import Completion, Sampling, encode_prompts, prompt_seeds, split_stops
 
 _CPU_DEFAULTS = {
     "enforce_eager": True,
@@ -35,9 +35,9 @@ STOP_IDS_KEY = "magpie_unpenalised_stop_ids"  # SamplingParams.extra_args keys i
 OUTPUT_ONLY_KEY = "magpie_penalise_output_only"
 
 
-def _prompt_seed(seed: int, prompt: int) -> int:
-    # vLLM seeds each request; identical prompts in one call must still get different samples
-    return int.from_bytes(hashlib.sha256(f"{seed}/{prompt}".encode()).digest()[:4], "little")
+def _request_seed(key: str) -> int:
+    # vLLM seeds each request (an int); identical prompts in one call must still get different samples
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
 
 class VLLMEngine:
@@ -77,8 +77,11 @@ class VLLMEngine:
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
 
-    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion]]:
+    def generate(
+        self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
+    ) -> list[list[Completion]]:
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
+        keys = prompt_seeds(sampling, len(prompts), seeds)
         if sampling.n < 1 or not prompts:
             return [[] for _ in prompts]
         stop_ids = split_stops(self.tokenizer, sampling.stop)[0] | set(sampling.stop_token_ids)
@@ -104,7 +107,7 @@ class VLLMEngine:
                 repetition_penalty=sampling.repetition_penalty,
                 stop=list(sampling.stop),
                 stop_token_ids=list(sampling.stop_token_ids),
-                seed=None if sampling.seed is None else _prompt_seed(sampling.seed, i),
+                seed=None if keys is None else _request_seed(keys[i]),
                 # like the transformers engine: special tokens stay visible in the text, so
                 # leaked template markup can be detected downstream
                 skip_special_tokens=False,
