@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -365,12 +366,18 @@ def _templates() -> jinja2.Environment:
 
 
 def check_stages(stages: Sequence[Mapping[str, Any]] | None) -> None:
-    """Raise one clear error unless every stage log entry has 'stage' and 'rows'."""
+    """Raise one clear error unless every stage log entry has 'stage' and 'rows' (a row count)."""
     for i, stage in enumerate(stages or []):
         if not isinstance(stage, Mapping) or "stage" not in stage or "rows" not in stage:
             raise ValueError(
                 f"stages[{i}] = {stage!r}: each stage entry must be a dict with at least "
                 "'stage' (name) and 'rows' (rows after the stage), e.g. {'stage': 'filter', 'rows': 640}."
+            )
+        rows = stage["rows"]
+        if isinstance(rows, bool) or not isinstance(rows, numbers.Integral) or rows < 0:
+            raise ValueError(
+                f"stages[{i}]['rows'] = {rows!r}: 'rows' is the number of rows left after stage "
+                f"{stage['stage']!r}, an int >= 0 (e.g. len(ds) after it)."
             )
 
 

@@ -9,17 +9,21 @@ The layout is the one `Dataset.push_to_hub` makes: shards `<data_dir>/<split>-NN
 (`data_dir` = "data" for the default config, else the config name) and a README whose YAML
 lists every config (`configs`, `dataset_info`), plus our card body and plots (`cards`).
 Saving or pushing a config merges into what is there; other configs are never dropped.
+Both render the card and plots before any data reaches the folder or the Hub.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import datasets
 from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
@@ -29,7 +33,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, DatasetCardData, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
-from .cards import PLOTS_DIR, card_with_plots, check_stages
+from .cards import PLOTS_DIR, Plot, card_with_plots, render_card
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +61,20 @@ def save_for_hub(
 
     Replaces that split's shards, merges the README (YAML `configs` + `dataset_info`, and
     with `card=True` the card section and plots of this config), keeps everything else.
-    Everything is built in a staging folder first, so a failure leaves `directory` as it was.
-    `repo_id` only fills the card's `load_dataset` snippet. Returns `directory`.
+    The card, plots and shards are built in a staging folder first (inside `directory`, or
+    beside it when it does not exist yet) and moved in only when all of them are ready, so
+    a failure leaves `directory` as it was, or absent. `repo_id` only fills the card's
+    `load_dataset` snippet. Returns `directory`.
     """
     config_name = _check_names(config_name, split)
-    data_dir = _data_dir(config_name)
+    _check_shard_options(max_shard_size, num_shards)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    readme = directory / README
-    existing = readme.read_text(encoding="utf-8") if readme.exists() else None
+    data_dir = _data_dir(config_name)
+    existing = _read_readme(directory)
+    # also rejects a split whose features differ from the config's other splits, before anything is built
+    metadata = _merged_metadata(existing, config_name, data_dir, split, ds, download_size=0)
 
-    staging = Path(tempfile.mkdtemp(prefix=".magpie-staging-", dir=directory))
-    try:
-        shards = _write_shards(ds, staging / data_dir, split, max_shard_size, num_shards)
-        kept_bytes = sum(
-            p.stat().st_size for p in (directory / data_dir).glob("*.parquet") if not _is_split_shard(p, split)
-        )
-        metadata = _merged_metadata(
-            existing, config_name, data_dir, split, ds,
-            download_size=kept_bytes + sum(p.stat().st_size for p in shards),
-        )
+    with _staging(directory) as staging:
         if card:
             new_card, _ = card_with_plots(
                 ds, staging, config_name=config_name, existing=existing, split=split, repo_id=repo_id,
@@ -84,22 +82,14 @@ def save_for_hub(
             )
         else:
             new_card = _card_with_metadata(existing, metadata)
-
-        # Everything is ready: swap it in.
-        (directory / data_dir).mkdir(parents=True, exist_ok=True)
-        for old in (directory / data_dir).glob(f"{split}-*.parquet"):
-            if _is_split_shard(old, split):
-                old.unlink()
-        for shard in shards:
-            shard.replace(directory / data_dir / shard.name)
-        if card:
-            plots = directory / PLOTS_DIR / config_name
-            shutil.rmtree(plots, ignore_errors=True)
-            plots.parent.mkdir(parents=True, exist_ok=True)
-            (staging / PLOTS_DIR / config_name).replace(plots)
-        new_card.save(readme)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shards = _write_shards(ds, staging / data_dir, split, max_shard_size, num_shards)
+        kept_bytes = sum(
+            p.stat().st_size for p in (directory / data_dir).glob("*.parquet") if not _is_split_shard(p, split)
+        )
+        download_size = kept_bytes + sum(p.stat().st_size for p in shards)
+        _set_metadata(new_card, _merged_metadata(existing, config_name, data_dir, split, ds, download_size))
+        new_card.save(staging / README)
+        _move_into_place(staging, directory, data_dir, split, plots_config=config_name if card else None)
     return directory
 
 
@@ -126,6 +116,7 @@ def push_to_hub(
 ):
     """Push `ds` as config `config_name` of dataset repo `repo_id`, then its card and plots.
 
+    The plots and a trial card are made first, so bad arguments fail before any upload.
     Data goes through `Dataset.push_to_hub(config_name=..., split=...)`, which already
     merges the YAML `configs`/`dataset_info`. The card is then rendered over the README
     that push left (downloaded at a known commit), so other configs' metadata and sections
@@ -135,48 +126,64 @@ def push_to_hub(
     (or the data's with `card=False`).
     """
     config_name = _check_names(config_name, split)
-    if card:
-        check_stages(stages)  # fail before any upload, not after the data push
-    data_commit = ds.push_to_hub(
-        repo_id, config_name=config_name, split=split, private=private, token=token,
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise ValueError(f"retries={retries!r}: give how many times to try the card commit, an int >= 1 (default 3).")
+    push_data = functools.partial(
+        ds.push_to_hub, repo_id, config_name=config_name, split=split, private=private, token=token,
         max_shard_size=max_shard_size, num_shards=num_shards,
         commit_message=f"Upload {config_name}/{split} ({len(ds):,} rows)",
     )
     if not card:
-        return data_commit
+        return push_data()
 
-    # Same endpoint as the data push, so both halves go to one server.
-    api = HfApi(endpoint=datasets.config.HF_ENDPOINT, token=token, library_name="magpie-datasets")
+    card_options = dict(config_name=config_name, split=split, repo_id=repo_id, stages=stages, license=license,
+                        title=title)
+    with tempfile.TemporaryDirectory(prefix="magpie-card-") as tmp:
+        root = Path(tmp) / "upload"
+        # Plots and a trial card before the data push: an argument or rendering error surfaces
+        # while the repository is untouched, not after its data changed.
+        _, plots = card_with_plots(ds, root, **card_options)
+        push_data()
+        # Same endpoint as the data push, so both halves go to one server.
+        api = HfApi(endpoint=datasets.config.HF_ENDPOINT, token=token, library_name="magpie-datasets")
+        return _commit_card(api, ds, root, plots, retries, **card_options)
+
+
+def _commit_card(
+    api: HfApi, ds: Dataset, root: Path, plots: Sequence[Plot], retries: int, *, repo_id: str, config_name: str,
+    **card_options: Any,
+):
+    """Render the card over the README at the repo's head and commit it with the plots in `root`.
+
+    The commit names its parent, so a concurrent change is never overwritten: on a conflict
+    the README is read again and the card re-rendered on top.
+    """
+    new_files = {p.file for p in plots}
     for attempt in range(1, retries + 1):
         parent = api.repo_info(repo_id, repo_type="dataset").sha
-        with tempfile.TemporaryDirectory(prefix="magpie-card-") as tmp:
-            existing = _download_readme(api, repo_id, parent, Path(tmp) / "remote")
-            root = Path(tmp) / "upload"
-            new_card, plots = card_with_plots(
-                ds, root, config_name=config_name, existing=existing, split=split, repo_id=repo_id,
-                stages=stages, license=license, title=title,
+        existing = _download_readme(api, repo_id, parent, root.parent / f"remote-{attempt}")
+        new_card = render_card(ds, repo_id=repo_id, config_name=config_name, existing=existing, plots=plots,
+                               **card_options)
+        stale = [
+            f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=parent)
+            if f.startswith(f"{PLOTS_DIR}/{config_name}/") and f not in new_files
+        ]
+        operations = [CommitOperationAdd(README, str(new_card).encode("utf-8"))]
+        operations += [CommitOperationAdd(p.file, str(root / p.file)) for p in plots]
+        operations += [CommitOperationDelete(f) for f in stale]
+        try:
+            info = api.create_commit(
+                repo_id, operations=operations, repo_type="dataset", parent_commit=parent,
+                commit_message=f"Dataset card and plots for config {config_name}",
             )
-            new_files = {p.file for p in plots}
-            stale = [
-                f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=parent)
-                if f.startswith(f"{PLOTS_DIR}/{config_name}/") and f not in new_files
-            ]
-            operations = [CommitOperationAdd(README, str(new_card).encode("utf-8"))]
-            operations += [CommitOperationAdd(p.file, str(root / p.file)) for p in plots]
-            operations += [CommitOperationDelete(f) for f in stale]
-            try:
-                info = api.create_commit(
-                    repo_id, operations=operations, repo_type="dataset", parent_commit=parent,
-                    commit_message=f"Dataset card and plots for config {config_name}",
-                )
-            except HfHubHTTPError as err:
-                status = getattr(getattr(err, "response", None), "status_code", None)
-                if status in (409, 412) and attempt < retries:  # someone committed in between: redo on top
-                    logger.info("Card commit conflicted (HTTP %s); retrying on the new head.", status)
-                    continue
-                raise
-            logger.info("Pushed %s config %r with its card: %s", repo_id, config_name, info.commit_url)
-            return info
+        except HfHubHTTPError as err:
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            if status in (409, 412) and attempt < retries:  # someone committed in between: redo on top
+                logger.info("Card commit conflicted (HTTP %s); retrying on the new head.", status)
+                continue
+            raise
+        logger.info("Pushed %s config %r with its card: %s", repo_id, config_name, info.commit_url)
+        return info
     raise AssertionError("unreachable")
 
 
@@ -194,6 +201,66 @@ def _check_names(config_name: str | None, split: str) -> str:
     if not _SPLIT_RE.match(split):
         raise ValueError(f"split {split!r} is not a valid split name: use letters, digits and '_' (e.g. 'train').")
     return config_name
+
+
+def _check_shard_options(max_shard_size: Any, num_shards: Any) -> None:
+    if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, int) or max_shard_size <= 0:
+        raise ValueError(
+            f"max_shard_size={max_shard_size!r}: give the largest shard size in bytes as a positive int "
+            f"(default {DEFAULT_MAX_SHARD_SIZE}, 500 MiB)."
+        )
+    if num_shards is not None and (isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards <= 0):
+        raise ValueError(f"num_shards={num_shards!r}: give a positive int, or None to size shards by max_shard_size.")
+
+
+def _read_readme(directory: Path) -> str | None:
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; save_for_hub writes a folder there: pass a folder path.")
+    readme = directory / README
+    return readme.read_text(encoding="utf-8") if readme.exists() else None
+
+
+@contextlib.contextmanager
+def _staging(directory: Path) -> Iterator[Path]:
+    """An empty folder on the same file system as `directory` (so moving out of it is a rename), removed on exit.
+
+    Inside `directory` when it exists, else beside it: a new `directory` then appears whole
+    with one rename, or not at all.
+    """
+    parent = directory if directory.is_dir() else directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".magpie-staging-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()  # not mkdtemp: its 0700 mode would stay on a new directory
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(staging: Path, directory: Path, data_dir: str, split: str, plots_config: str | None) -> None:
+    """Swap the staged shards, plots and README into `directory`; the README last, as it describes the rest."""
+    if not directory.exists():
+        staging.rename(directory)
+        return
+    target = directory / data_dir
+    target.mkdir(exist_ok=True)
+    for old in target.glob(f"{split}-*.parquet"):
+        if _is_split_shard(old, split):
+            old.unlink()
+    for shard in sorted((staging / data_dir).iterdir()):
+        shard.replace(target / shard.name)
+    if plots_config is not None:
+        plots = directory / PLOTS_DIR / plots_config
+        shutil.rmtree(plots, ignore_errors=True)
+        plots.parent.mkdir(exist_ok=True)
+        (staging / PLOTS_DIR / plots_config).replace(plots)
+    (staging / README).replace(directory / README)
+
+
+def _set_metadata(card: DatasetCard, metadata: Mapping[str, Any]) -> None:
+    """Set YAML keys on a rendered card (its text is kept; `str(card)` dumps `card.data` afresh)."""
+    for key, value in metadata.items():
+        card.data[key] = value
 
 
 def _data_dir(config_name: str) -> str:

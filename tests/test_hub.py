@@ -107,6 +107,23 @@ def test_a_rejected_save_leaves_the_folder_as_it_was(sample, tmp_path):
     assert listing(out) == before
 
 
+def test_a_card_that_fails_to_render_leaves_no_half_written_folder(sample, tmp_path):
+    # a real rendering failure, raised after the staging folder was made: rows must be a count
+    bad_stages = [{"stage": "add_magpie_instructions", "rows": 20}, {"stage": "filter", "rows": None}]
+    fresh = tmp_path / "parent" / "repo"
+    with pytest.raises(ValueError, match=r"stages\[1\]\['rows'\] = None"):
+        save_for_hub(sample, fresh, stages=bad_stages)
+    assert not fresh.exists() and os.listdir(fresh.parent) == []
+
+    out = save_for_hub(sample, tmp_path / "repo")
+    before = listing(out)
+    with pytest.raises(ValueError, match=r"stages\[1\]\['rows'\] = None"):
+        save_for_hub(sample.select(range(5)), out, config_name="small", stages=bad_stages)
+    with pytest.raises(ValueError, match="max_shard_size=0"):
+        save_for_hub(sample, out, max_shard_size=0)
+    assert listing(out) == before and sorted(os.listdir(out)) == ["README.md", "data", "plots"]
+
+
 def test_card_false_writes_only_the_metadata(sample, tmp_path):
     out = save_for_hub(sample, tmp_path / "repo", card=False)
     text = (out / "README.md").read_text()
