@@ -1,0 +1,120 @@
+"""The installed package is the product: build the wheel, install it into a fresh venv, use it.
+
+The development install is editable, so every other test reads the source tree; this one
+proves that the wheel carries what the code needs at run time (the card templates above
+all), by running the installed console script and `save_for_hub` from outside the tree.
+Dependencies come from the current environment through a `.pth` line (nothing is
+downloaded); the package itself only from the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "magpie_datasets"
+TEMPLATES = sorted(p.relative_to(ROOT).as_posix() for p in (PACKAGE / "card_templates").glob("*.jinja"))
+CONFIG = "wheel-check"
+# Not copied into the build: the build writes build/ and *.egg-info into its source, and the
+# working tree is shared, so it builds from a copy.
+NOT_SOURCE = (".git", ".venv", "*.egg-info", "__pycache__", "build", "dist", "out", ".pytest_cache", ".hypothesis")
+
+SAVE_SNIPPET = f"""
+import json, sys
+import datasets, magpie_datasets
+ds = datasets.load_from_disk("out")
+folder = magpie_datasets.save_for_hub(ds, "hub", config_name={CONFIG!r}, repo_id="me/wheel",
+                                      stages=[{{"stage": "generate", "rows": len(ds)}}])
+back = magpie_datasets.hub.load_dataset(folder, {CONFIG!r}, split="train")
+print(json.dumps({{"package": magpie_datasets.__file__, "rows": len(ds), "loaded_rows": len(back),
+                  "same_features": back.features == ds.features}}))
+"""
+
+
+def run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{args} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def fresh_venv(folder: Path) -> Path:
+    """A venv without our package whose imports fall back to this environment's site-packages."""
+    run([sys.executable, "-m", "venv", "--without-pip", folder], cwd=folder.parent)
+    python = folder / "bin" / "python"
+    site_packages = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             cwd=folder).strip())
+    # A plain path line: the .pth files in there (our editable install's finder) are not run.
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site_packages / "dependencies.pth").write_text("".join(f"{path}\n" for path in ours))
+    return python
+
+
+def clean_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", HF_DATASETS_CACHE=str(tmp / "datasets-cache"))
+    return env
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "-w", tmp / "dist", source], cwd=tmp)
+    (built,) = (tmp / "dist").glob("magpie_datasets-*.whl")
+    return built
+
+
+def test_package_source_has_no_symlinks():
+    links = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*") if p.is_symlink()]
+    assert links == []  # a wheel drops what a symlink points to outside the package
+    assert TEMPLATES == ["magpie_datasets/card_templates/config_section.md.jinja",
+                         "magpie_datasets/card_templates/dataset_card.md.jinja"]
+
+
+def test_wheel_holds_every_module_and_the_card_templates_as_files(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        for name in TEMPLATES:
+            assert archive.read(name) == (ROOT / name).read_bytes()
+        links = [name for name, info in infos.items() if stat.S_ISLNK(info.external_attr >> 16)]
+    assert links == []
+    modules = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert modules <= set(infos)
+    entry_points = [n for n in infos if n.endswith(".dist-info/entry_points.txt")]
+    assert len(entry_points) == 1
+
+
+def test_installed_wheel_generates_and_saves_a_card_with_plots_from_outside_the_tree(wheel, tmp_path):
+    python = fresh_venv(tmp_path / "venv")
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", wheel], cwd=tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = clean_env(tmp_path)
+
+    run([tmp_path / "venv" / "bin" / "magpie-datasets", "generate", "--num-rows", "3",
+         "--max-instruction-tokens", "16", "--max-response-tokens", "16", "--output", "out"], cwd=work, env=env)
+    result = json.loads(run([python, "-c", SAVE_SNIPPET], cwd=work, env=env).strip().splitlines()[-1])
+
+    package = Path(result["package"])
+    assert package.is_relative_to(tmp_path / "venv") and not package.is_relative_to(ROOT)
+    assert (result["rows"], result["loaded_rows"], result["same_features"]) == (3, 3, True)
+    card = (work / "hub" / "README.md").read_text(encoding="utf-8")
+    assert f"<!-- magpie-datasets:config {CONFIG} -->" in card and f"## Subset `{CONFIG}`" in card
+    assert "3 rows in split `train`" in card and f'load_dataset("me/wheel", "{CONFIG}", split="train")' in card
+    plots = sorted(p.name for p in (work / "hub" / "plots" / CONFIG).glob("*.png"))
+    assert plots == ["instruction_length.png", "response_length.png"]
+    assert all((work / "hub" / "plots" / CONFIG / p).read_bytes().startswith(b"\x89PNG") for p in plots)
+    assert all(f"(plots/{CONFIG}/{p})" in card for p in plots)
+    assert sorted(p.name for p in (work / "hub" / CONFIG).iterdir()) == ["train-00000-of-00001.parquet"]
