@@ -50,6 +50,7 @@ import yaml
 from datasets import Dataset
 
 from . import control, filters, formats, generate, language, multiturn, preference, rewards, safety, similarity, tags
+from .engines import release_engines
 
 MAP_STAGES: dict[str, Callable[..., Any]] = {
     "add_magpie_instructions": generate.add_magpie_instructions,
@@ -81,6 +82,16 @@ DATASET_STAGES: dict[str, Callable[..., Any]] = {
     "longest": filters.longest,
     "apply_recipe": filters.apply_recipe,
 }
+
+# Stages that load a model: between two of them whose models differ, the runner releases the
+# loaded ones, so a build holds one model in memory at a time
+LOADS_MODELS = frozenset({
+    "add_magpie_instructions", "add_controlled_instructions", "generate_responses", "add_turns",
+    "add_response_samples", "tag_with_llm", "tag_safety", "add_rewards", "reward_diff", "min_neighbor_distance",
+})
+
+# Stages whose default model is their own (a guard, a reward model, an embedder), not the chat model
+_OWN_MODELS = frozenset({"tag_safety", "add_rewards", "reward_diff", "min_neighbor_distance"})
 
 EMBEDDED = "embedded"
 CHAT_ROLES = ("generator", "responder", "tagger")  # roles `--model` replaces; others (reward, guard, ...) stay
@@ -259,7 +270,7 @@ def scaled(
         recipe = replace(recipe, num_rows=num_rows, stages=tuple(steps))
     if model == EMBEDDED:
         recipe = replace(recipe, models={role: None for role in recipe.models}, engine="transformers",
-                         engine_options=None)
+                         engine_options=None, stages=tuple(_on_transformers(step) for step in recipe.stages))
     elif model is not None:
         recipe = replace(recipe, models={**recipe.models, **{r: model for r in CHAT_ROLES if r in recipe.models}})
     if model is not None:
@@ -267,6 +278,19 @@ def scaled(
         # outputs carry their own, which the card takes from the rows' `model`
         recipe = replace(recipe, license=None)
     return recipe
+
+
+def _on_transformers(step: Step) -> Step:
+    """`step` with its own engine settings (e.g. a tagger's `engine_options`) set for the CPU default."""
+    kwargs = dict(step.kwargs)
+    for name, value in step.kwargs.items():
+        if isinstance(value, str) and value.startswith("$"):
+            continue  # resolved from the recipe, which is already overridden
+        if name.endswith("engine"):
+            kwargs[name] = "transformers"
+        elif name.endswith("engine_options"):
+            kwargs[name] = None
+    return replace(step, kwargs=kwargs)
 
 
 def _capped(step: Step, max_tokens: int) -> Step:
@@ -305,9 +329,15 @@ def run_recipe(
     else:
         ds = generate.empty(recipe.num_rows)
         log = [{"stage": "empty", "rows": len(ds), "recipe": recipe.name}]
+    loaded = None  # what the last model-loading stage asked for
     for index, step in enumerate(recipe.stages):
         kwargs = resolve_kwargs(recipe, step)
         kind = stage_kind(step.stage)
+        if step.stage in LOADS_MODELS:
+            wanted = (step.stage if step.stage in _OWN_MODELS else "chat", models_of(kwargs))
+            if loaded is not None and wanted != loaded:
+                release_engines()
+            loaded = wanted
         if kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
             ds = _map_exactly_once(ds, MAP_STAGES[step.stage], kwargs, step, index, checkpoint_dir, ray)
         elif kind == "map":
@@ -319,6 +349,15 @@ def run_recipe(
             ds = DATASET_STAGES[step.stage](ds, **kwargs)
         log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
     return ds, log
+
+
+def models_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments that decide which models a stage loads: its model(s), engine(s) and their options.
+
+    >>> models_of({"model": "m", "engine": "vllm", "engine_options": {"tensor_parallel_size": 4}, "max_tokens": 8})
+    {'model': 'm', 'engine': 'vllm', 'engine_options': {'tensor_parallel_size': 4}}
+    """
+    return {k: v for k, v in kwargs.items() if "model" in k or "engine" in k}
 
 
 def _map_exactly_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool) -> Dataset:

@@ -13,7 +13,6 @@ base_reward` (the paper's τ2 filter keeps rows where the chat model beat the ba
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from typing import Any, Mapping, Sequence
 from datasets import Features, List, Value
 
 from .embedded import EMBEDDED_BASE_MODEL, gemma_base_dir
-from .engines import load_engine, resolve_model
+from .engines import cached_model, load_engine, resolve_model
 from .engines.base import Sampling
 from .schema import require_columns, typed_batch
 from .templates import chat_prompt
@@ -75,9 +74,16 @@ def _check_reward_config(model: str, config: dict, trust_remote_code: bool) -> N
         )
 
 
-@functools.lru_cache(maxsize=None)  # one copy per process per (model, options), like load_engine
 def load_reward_model(model: str, trust_remote_code: bool = False, dtype: str | None = None, device: str | None = None):
-    """(model, tokenizer) of a reward model, loaded once per process; weights never downloaded offline."""
+    """(model, tokenizer) of a reward model, loaded once per process (until `release_engines()`);
+    weights never downloaded offline."""
+    return cached_model(
+        ("reward", model, trust_remote_code, dtype, device),
+        lambda: _load_reward_model(model, trust_remote_code, dtype, device),
+    )
+
+
+def _load_reward_model(model: str, trust_remote_code: bool, dtype: str | None, device: str | None):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -34,7 +34,6 @@ index in chunks, and results are three length-N arrays. Nothing is N x N. Measur
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import dataclass
@@ -237,11 +236,14 @@ def _encoder(model: str | None, device: str | None, batch_size: int) -> Callable
     return encode
 
 
-@functools.lru_cache(maxsize=2)
 def _sentence_model(path: str, device: str | None):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    from .engines import cached_model
+
+    return cached_model(
+        ("embedder", path, device), lambda: SentenceTransformer(path, device=device, local_files_only=True)
+    )
 
 
 def _model_dir(model: str | None) -> str:

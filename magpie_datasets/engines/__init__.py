@@ -3,6 +3,11 @@
     llm = load_engine()                                  # embedded SmolLM2, transformers
     llm = load_engine("Qwen/Qwen2.5-7B-Instruct", "vllm", gpu_memory_utilization=0.9)
     llm.generate(["<prompt>"], Sampling(n=4))            # -> [[Completion] * 4]
+    release_engines()                                    # free them before loading the next model
+
+Every loaded model of the process (chat engines, reward models, embedders) sits in one
+cache (`cached_model`), so `release_engines()` frees all of them: a build that uses
+several large models needs only one in memory at a time.
 
 `model` is None (the embedded default), a local directory, or a Hub id that is
 already in the local Hugging Face cache (or downloadable when online).
@@ -10,11 +15,13 @@ already in the local Hugging Face cache (or downloadable when online).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
 import urllib.error
 import urllib.request
+from typing import Callable
 
 from ..embedded import EMBEDDED_CHAT_MODEL, smollm2_dir
 from .base import Completion, Engine, Sampling
@@ -25,7 +32,9 @@ __all__ = [
     "Engine",
     "ModelNotAvailableError",
     "Sampling",
+    "cached_model",
     "load_engine",
+    "release_engines",
     "resolve_model",
 ]
 
@@ -33,8 +42,8 @@ ENGINES = ("transformers", "vllm")
 _REACH_TIMEOUT_S = 3.0  # one short probe of the Hub before any download
 _WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
 
-_engines: dict[tuple, Engine] = {}
-_lock = threading.Lock()
+_engines: dict[tuple, object] = {}  # every loaded model of the process, by (kind, name, ..., options)
+_lock = threading.RLock()  # re-entrant: a loader may load another model (reward_diff's base model)
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -108,6 +117,43 @@ def _options_key(options: dict) -> str:
     return json.dumps(options, sort_keys=True, default=repr)
 
 
+def cached_model(key: tuple, load: Callable[[], object]) -> object:
+    """The process's one copy of the model under `key`: `load()` on first use, then cached.
+
+    `key` must say everything that changes the loaded object (kind, name, options).
+    """
+    with _lock:
+        if key not in _engines:
+            _engines[key] = load()
+        return _engines[key]
+
+
+def release_engines() -> int:
+    """Unload every cached model and free its memory; returns how many were released.
+
+    vLLM engines shut their engine core (and its GPU memory / CPU KV cache) down, torch's
+    CUDA cache is emptied. The next `load_engine` loads afresh. Call it between stages
+    that use different models; the recipe runner does.
+    """
+    with _lock:
+        loaded = list(_engines.values())
+        _engines.clear()
+    released = len(loaded)
+    while loaded:  # drop each reference here too, so gc can free the weights
+        close = getattr(loaded.pop(), "close", None)
+        if close is not None:
+            close()
+        del close
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return released
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return released
+
+
 def load_engine(model: str | None = None, engine: str = "transformers", **options) -> Engine:
     """The loaded engine for (model, engine, options), created on first use and cached per process.
 
@@ -118,16 +164,15 @@ def load_engine(model: str | None = None, engine: str = "transformers", **option
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     name = EMBEDDED_CHAT_MODEL if model is None else model
-    key = (name, engine, _options_key(options))
-    with _lock:
-        if key not in _engines:
-            path = resolve_model(name)
-            if engine == "transformers":
-                from .hf import TransformersEngine
 
-                _engines[key] = TransformersEngine(path, model_id=name, **options)
-            else:
-                from .vllm import VLLMEngine
+    def load() -> Engine:
+        path = resolve_model(name)
+        if engine == "transformers":
+            from .hf import TransformersEngine
 
-                _engines[key] = VLLMEngine(path, model_id=name, **options)
-        return _engines[key]
+            return TransformersEngine(path, model_id=name, **options)
+        from .vllm import VLLMEngine
+
+        return VLLMEngine(path, model_id=name, **options)
+
+    return cached_model(("engine", name, engine, _options_key(options)), load)

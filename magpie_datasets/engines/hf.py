@@ -237,6 +237,12 @@ class TransformersEngine:
         self.kv_bytes_per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
         self._ll_key = None  # stop ids the llguidance tokenizer (for json_schema) was built with
 
+    def close(self) -> None:
+        """Drop the weights (`release_engines` calls it); the engine cannot generate after."""
+        self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def _eos_ids(self) -> set[int]:
         ids = set()
         for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):

@@ -77,6 +77,12 @@ class VLLMEngine:
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
 
+    def close(self) -> None:
+        """Shut vLLM's engine core down (its processes, GPU memory or CPU KV cache); `release_engines` calls it."""
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+
     def generate(
         self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
     ) -> list[list[Completion]]:
