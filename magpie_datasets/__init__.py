@@ -12,6 +12,7 @@ from . import filters
 from .checkpoint import run_resumable
 from .control import add_controlled_instructions, assign_system_prompts
 from .embedded import EMBEDDED_CHAT_MODEL
+from .engines import release_engines
 from .filters import dedup, longest
 from .formats import to_messages, to_preference, to_sharegpt
 from .generate import add_magpie_instructions, add_responses, empty, generate_responses
@@ -47,6 +48,7 @@ __all__ = [
     "min_neighbor_distance",
     "next_user_prefix",
     "push_to_hub",
+    "release_engines",
     "reward_diff",
     "run_resumable",
     "save_for_hub",

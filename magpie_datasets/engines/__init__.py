@@ -117,6 +117,19 @@ def _options_key(options: dict) -> str:
     return json.dumps(options, sort_keys=True, default=repr)
 
 
+def _in_worker_process() -> bool:
+    """True in a worker of a process pool (`Dataset.map(num_proc=N)` runs in daemonic workers)."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return True
+    try:
+        import multiprocess  # what `datasets` pools with
+    except ImportError:
+        return False
+    return bool(multiprocess.current_process().daemon)
+
+
 def cached_model(key: tuple, load: Callable[[], object]) -> object:
     """The process's one copy of the model under `key`: `load()` on first use, then cached.
 
@@ -163,6 +176,13 @@ def load_engine(model: str | None = None, engine: str = "transformers", **option
     """
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "vllm" and _in_worker_process():
+        raise RuntimeError(
+            "engine='vllm' cannot run in Dataset.map(num_proc=N) workers: each would start its own "
+            "vLLM engine on the same devices. Run the map with num_proc=None: vLLM batches the rows "
+            "itself; spread one model over several GPUs with engine_options={'tensor_parallel_size': N}, "
+            "or over nodes with the Ray runner (run_on_ray, or --ray on the command line)."
+        )
     name = EMBEDDED_CHAT_MODEL if model is None else model
 
     def load() -> Engine:

@@ -38,6 +38,15 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
+def _after_fork_in_child() -> None:
+    # A forked child (Dataset.map with num_proc) inherits the parent's OpenMP thread pool state
+    # but not its threads: its first parallel op hangs. One thread per worker, as torch's
+    # DataLoader workers do, runs OpenMP regions inline; num_proc workers share the cores.
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 _GROW = 64  # KV buffer slack (tokens) added on each reallocation
 _PREFILL_TOKENS = 16384  # most prompt tokens (padding included) in one prefill forward pass
 
