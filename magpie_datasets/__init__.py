@@ -25,8 +25,10 @@ from .safety import tag_safety
 from .similarity import min_neighbor_distance
 from .tags import tag_with_llm
 from .templates import ChatTemplate, TemplateError, chat_prompt, describe, magpie_template, next_user_prefix
+from .version import __version__
 
 __all__ = [
+    "__version__",
     "EMBEDDED_CHAT_MODEL",
     "ChatTemplate",
     "TemplateError",

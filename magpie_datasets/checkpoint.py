@@ -11,10 +11,10 @@ and running the same call again computes just the missing ones: no row lost, non
 Stages seed each row from its own id (`generate.row_seed`), so an interrupted run gives the same
 rows as an uninterrupted one.
 
-`manifest.json` records the run's identity: each step's function and keyword arguments, the
-input's content hash and row count, and the batch size. A directory that holds a different run
-is refused with one error that says what differs. `save_dataset` gives output directories the
-same guarantees: written whole or not at all, and never over a different run.
+`manifest.json` records the run's identity: the package version, each step's function and
+keyword arguments, the input's content hash and row count, and the batch size. A directory that
+holds a different run is refused with one error that says what differs. `save_dataset` gives
+output directories the same guarantees: written whole or not at all, and never over a different run.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from datasets import Dataset, DatasetInfo, Features, concatenate_datasets
 from datasets.features.features import get_nested_type
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
+
+from .version import __version__
 
 __all__ = [
     "CheckpointMismatchError",
@@ -116,6 +118,7 @@ def run_identity(ds: Dataset, steps: Sequence[Step], batch_size: int) -> dict[st
     """What makes two runs the same run: steps with their kwargs, the input, the batch size."""
     return {
         "format": FORMAT_VERSION,
+        "package": f"magpie-datasets {__version__}",  # an upgrade may write other rows: not the same run
         "steps": [{"function": _function_name(fn), "fn_kwargs": _canonical(dict(kw or {}))} for fn, kw in steps],
         "input": {"num_rows": len(ds), "fingerprint": input_fingerprint(ds)},
         "batch_size": int(batch_size),

@@ -20,6 +20,7 @@ from datasets import Features, Value
 
 from .generate import add_magpie_instructions
 from .schema import INSTRUCTION_FEATURES, batch_size_of, require_columns, typed_batch
+from .version import versioned
 
 # In our own words, after the paper's fig. 15 (math, code, translation assistants).
 PRESETS = {
@@ -122,6 +123,7 @@ def assign_system_prompts(
     return chosen
 
 
+@versioned
 def add_controlled_instructions(
     batch: Mapping[str, list],
     mix: str | None | Mapping[str | None, float] = None,

@@ -26,6 +26,7 @@ from datasets import Dataset
 from .schema import require_columns
 from .tags import DIFFICULTY_LABELS as DIFFICULTY
 from .tags import QUALITY_LABELS as QUALITY
+from .version import __version__
 
 CODING_TASK = "Coding & Debugging"
 
@@ -51,6 +52,8 @@ class RowFilter:
     name: str
     rule: Callable[[Mapping[str, Any]], bool] = field(repr=False)
     columns: tuple[str, ...]
+    # part of the `datasets` fingerprint of `ds.filter(f)`: an upgrade does not reuse old results
+    version: str = field(default=__version__, repr=False)
 
     def __call__(self, example: Mapping[str, Any]) -> bool | list[bool]:
         require_columns(example, {c: PRODUCERS.get(c, "the stage that writes it") for c in self.columns},

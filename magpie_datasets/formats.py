@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .schema import batch_size_of, require_columns, to_conversations
+from .version import versioned
 
 # ShareGPT speaker <-> chat role. "user"/"assistant" are accepted as ShareGPT speakers too,
 # since several public ShareGPT sets write them.
@@ -37,6 +38,7 @@ _SPEAKER_OF_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
 PAIR_ISSUE = "pair_issue"  # written by the preference stage when a row has no chosen/rejected pair
 
 
+@versioned
 def to_messages(batch: Mapping[str, list]) -> dict[str, list]:
     """Batched map: a `messages` column of `{role, content}` turns for TRL's SFT (conversational).
 
@@ -60,6 +62,7 @@ def to_messages(batch: Mapping[str, list]) -> dict[str, list]:
     return {"messages": messages}
 
 
+@versioned
 def to_sharegpt(batch: Mapping[str, list]) -> dict[str, list]:
     """Batched map: a `conversations` column of ShareGPT turns `{from: human|gpt|system, value}`.
 
@@ -79,6 +82,7 @@ def to_sharegpt(batch: Mapping[str, list]) -> dict[str, list]:
     return {"conversations": conversations}
 
 
+@versioned
 def to_preference(
     batch: Mapping[str, list], drop_unpaired: bool = True, issue_column: str = PAIR_ISSUE
 ) -> dict[str, list]:

@@ -29,6 +29,7 @@ from .schema import (
     typed_batch,
 )
 from .templates import chat_prompt, magpie_template
+from .version import versioned
 
 # Where a sampled "instruction" starts answering itself (the release's sanitizer).
 ANSWER_LEAK = re.compile(r"\n\s*(?:#+\s*)?(?:Answer|Solution|Response|Step 1)\b\s*:?|\n\s*##\s*Step\s*1\b")
@@ -94,6 +95,7 @@ def clean_instruction(text: str, early_stop: bool, sanitize: bool) -> tuple[str,
     return text.strip(), cut
 
 
+@versioned
 def add_magpie_instructions(
     batch: Mapping[str, list],
     model: str | None = None,
@@ -244,6 +246,7 @@ def answer_instructions(
     return answers, issues, configs
 
 
+@versioned
 def generate_responses(
     batch: Mapping[str, list],
     model: str | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 from datasets import Value
 
 from .schema import require_columns, typed_batch
+from .version import versioned
 
 LANGUAGE_FEATURES = {"language": Value("string")}
 
@@ -48,6 +49,7 @@ def detect_languages(texts: list[str | None], low_accuracy: bool = False) -> lis
     return codes
 
 
+@versioned
 def tag_language(
     batch: dict[str, list[Any]], column: str = "instruction", low_accuracy: bool = False
 ) -> dict[str, list[str | None]]:

@@ -19,6 +19,7 @@ from .engines.base import Sampling
 from .generate import answering_models, clean_instruction, markup_tokens, row_keys, row_seed, text_issue
 from .schema import CONVERSATIONS, batch_size_of, require_columns, to_conversations, typed_batch
 from .templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
+from .version import versioned
 
 # Paper fig. 14 (quoted in DESIGN §5).
 MT_SYSTEM_PROMPT = (
@@ -97,6 +98,7 @@ def _turn_one(batch: Mapping[str, list], row: int) -> list[dict[str, str]]:
     return to_conversations(*(t for t in (batch["instruction"][row], batch["response"][row]) if t is not None))
 
 
+@versioned
 def add_turns(
     batch: Mapping[str, list],
     num_turns: int = 2,

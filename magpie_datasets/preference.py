@@ -18,6 +18,7 @@ from datasets import Features, Sequence, Value
 
 from .generate import answer_instructions
 from .schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
+from .version import versioned
 
 MESSAGES = [{"role": Value("string"), "content": Value("string")}]
 
@@ -41,6 +42,7 @@ PAIR_FEATURES = Features(
 )
 
 
+@versioned
 def add_response_samples(
     batch: Mapping[str, list],
     k: int = 5,
@@ -107,6 +109,7 @@ def _score(value: Any, row: int, column: str) -> float:
     return float(score)
 
 
+@versioned
 def to_preference_pairs(batch: Mapping[str, list], rewards_column: str | None = None) -> dict[str, list]:
     """Chosen = the highest-scored response, rejected = the lowest, as whole conversations.
 

@@ -25,6 +25,7 @@ from .engines import cached_model, load_engine, resolve_model
 from .engines.base import Sampling
 from .schema import require_columns, typed_batch
 from .templates import chat_prompt
+from .version import versioned
 
 DEFAULT_REWARD_MODEL = "sfairXC/FsfairX-LLaMA3-RM-v0.1"  # the reward model of the authors' Pro datasets
 
@@ -188,6 +189,7 @@ def _is_list_column(values: Sequence[Any], column: str) -> bool:
     return kinds == {True}
 
 
+@versioned
 def add_rewards(
     batch: Mapping[str, list],
     model: str = DEFAULT_REWARD_MODEL,
@@ -288,6 +290,7 @@ def urial_prompt(instruction: str, bos: str | None = None) -> str:
     return f"{bos or ''}{URIAL_HEADER}{shots}{USER_HEADER}{instruction.strip()}\n\n{ASSISTANT_HEADER}"
 
 
+@versioned
 def reward_diff(
     batch: Mapping[str, list],
     model: str = DEFAULT_REWARD_MODEL,

@@ -20,6 +20,7 @@ from .engines import load_engine
 from .engines.base import Sampling
 from .schema import require_columns, typed_batch
 from .templates import chat_prompt
+from .version import versioned
 
 GUARD_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"
 
@@ -50,6 +51,7 @@ def parse_guard_answer(answer: Any) -> str | None:
     return "unsafe\n" + ",".join(codes) if codes else "unsafe"
 
 
+@versioned
 def tag_safety(
     batch: Mapping[str, list],
     model: str = GUARD_MODEL,

@@ -23,6 +23,7 @@ from .engines import load_engine
 from .engines.base import Sampling
 from .schema import require_columns, typed_batch
 from .templates import chat_prompt, magpie_template
+from .version import versioned
 
 TASK_CATEGORIES = (
     "Information seeking",
@@ -385,6 +386,7 @@ def _tags_of(tags: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
+@versioned
 def tag_with_llm(
     batch: Mapping[str, list],
     tags: str | Sequence[str] | None = TAGS,
