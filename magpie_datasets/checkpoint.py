@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -35,6 +36,7 @@ from datasets.features.features import get_nested_type
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
+from .engines.base import generated_tokens
 from .version import __version__
 
 __all__ = [
@@ -247,9 +249,28 @@ def _batch_path(directory: Path, index: int) -> Path:
     return directory / "batches" / f"{index:07d}.arrow"
 
 
-def _apply_steps(batch: dict[str, list], steps: Sequence[Step], rows: int) -> dict[str, list]:
-    for fn, kwargs in steps:
+class _StepBar:
+    """One step's progress: rows done, its tokens/s and ETA (tqdm), over the batches of a run."""
+
+    def __init__(self, fn, total: int, position: int):
+        self.bar = tqdm(total=total, desc=getattr(fn, "__name__", "step"), unit="row", position=position)
+        self.tokens, self.seconds = 0, 0.0
+
+    def update(self, rows: int, tokens: int, seconds: float) -> None:
+        self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
+        if self.tokens:
+            self.bar.set_postfix_str(f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s", refresh=False)
+        self.bar.update(rows)
+
+
+def _apply_steps(
+    batch: dict[str, list], steps: Sequence[Step], rows: int, bars: Sequence[_StepBar] | None = None
+) -> dict[str, list]:
+    for s, (fn, kwargs) in enumerate(steps):
+        tokens, started = generated_tokens(), time.perf_counter()
         out = fn(batch, **dict(kwargs or {}))
+        if bars:
+            bars[s].update(rows, generated_tokens() - tokens, time.perf_counter() - started)
         bad = {name: len(values) for name, values in out.items() if len(values) != rows}
         if bad:
             raise ValueError(
@@ -260,11 +281,13 @@ def _apply_steps(batch: dict[str, list], steps: Sequence[Step], rows: int) -> di
     return batch
 
 
-def run_batch(ds: Dataset, steps: Sequence[Step], start: int, stop: int) -> pa.Table:
+def run_batch(
+    ds: Dataset, steps: Sequence[Step], start: int, stop: int, bars: Sequence[_StepBar] | None = None
+) -> pa.Table:
     """Rows `[start, stop)` of `ds` through every step, as an Arrow table."""
     source = ds.with_format("arrow")[start:stop]
     original = ds.with_format(None)[start:stop]
-    out = _apply_steps(dict(original), steps, stop - start)
+    out = _apply_steps(dict(original), steps, stop - start, bars)
     arrays = {}
     for name, values in out.items():
         if name in original and values is original[name]:
@@ -318,8 +341,15 @@ def run_resumable(
     """
 
     def in_this_process(ds: Dataset, todo: list[int]) -> Iterator[tuple[int, pa.Table]]:
-        for i in todo:
-            yield i, run_batch(ds, steps, i * batch_size, min((i + 1) * batch_size, len(ds)))
+        spans = [(i * batch_size, min((i + 1) * batch_size, len(ds))) for i in todo]
+        rows = sum(stop - start for start, stop in spans)
+        bars = [_StepBar(fn, rows, position) for position, (fn, _) in enumerate(steps, start=1)]
+        try:
+            for i, (start, stop) in zip(todo, spans):
+                yield i, run_batch(ds, steps, start, stop, bars)
+        finally:
+            for step in bars:
+                step.bar.close()
 
     return resume(ds, steps, checkpoint_dir, batch_size, in_this_process, desc=desc)
 

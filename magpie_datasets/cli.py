@@ -25,9 +25,31 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
+# The caps of the authors' release suit aligned models of billions of parameters. The embedded
+# 135M model rambles to them and loops without a penalty, so it gets its own unless told otherwise.
+PAPER_DEFAULTS = {"max_instruction_tokens": 2048, "max_response_tokens": 4096, "repetition_penalty": 1.0,
+                  "early_stop": False}
+EMBEDDED_DEFAULTS = {"max_instruction_tokens": 128, "max_response_tokens": 768, "repetition_penalty": 1.2,
+                     "early_stop": True}
+
+
+def fill_model_defaults(args: argparse.Namespace) -> dict:
+    """Set the options left unset from the model's defaults; returns those it set for the embedded model."""
+    from .embedded import EMBEDDED_CHAT_MODEL
+
+    embedded = args.model in (None, EMBEDDED_CHAT_MODEL)
+    defaults = EMBEDDED_DEFAULTS if embedded else PAPER_DEFAULTS
+    filled = {name: value for name, value in defaults.items() if getattr(args, name) is None}
+    for name, value in filled.items():
+        setattr(args, name, value)
+    return filled if embedded else {}
+
+
 def generate_steps(args: argparse.Namespace) -> list:
     """Steps 1 and 2 as (batched map function, fn_kwargs) pairs, from the CLI options."""
     from .generate import add_magpie_instructions, generate_responses
+
+    fill_model_defaults(args)
 
     engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
     common = {"model": args.model, "engine": args.engine, "engine_options": engine_options}
@@ -66,6 +88,12 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.num_rows < 1:
         raise SystemExit(f"magpie-datasets generate: error: --num-rows must be at least 1, got {args.num_rows}")
+    chosen = fill_model_defaults(args)
+    if chosen:
+        shown = ", ".join(f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
+                          for k, v in chosen.items())
+        print(f"embedded model: using {shown} (it rambles to the paper's caps; pass any of them to change it)",
+              file=sys.stderr)
     steps = generate_steps(args)
     ds = empty(args.num_rows)
     identity = run_identity(ds, steps, args.batch_size)
@@ -80,8 +108,9 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         ds = run_resumable(ds, steps, checkpoint, batch_size=args.batch_size, desc="Steps 1+2")
     save_dataset(ds, args.output, identity)
-    usable = sum(1 for a, b in zip(ds["instruction_issue"], ds["response_issue"]) if a is None and b is None)
-    sample = ds[0] if len(ds) else {}
+    clean = [i for i, (a, b) in enumerate(zip(ds["instruction_issue"], ds["response_issue"])) if a is None and b is None]
+    usable = len(clean)
+    sample = ds[clean[0] if clean else 0] if len(ds) else {}  # show a row without issues where there is one
     print(json.dumps({k: sample.get(k) for k in ("instruction", "response")}, indent=2, ensure_ascii=False))
     print(f"{len(ds)} rows ({usable} with no instruction/response issue) written to {args.output}")
     if not args.checkpoint_dir:  # the default checkpoint has served its purpose
@@ -107,16 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--temperature", type=float, default=1.0, help="step 1 temperature (step 2 is greedy)")
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-instruction-tokens", type=int, default=2048)
-    p.add_argument("--max-response-tokens", type=int, default=4096)
+    p.add_argument("--max-instruction-tokens", type=int, default=None,
+                   help="step 1 cap (default: 2048 as in the paper; 128 for the embedded model)")
+    p.add_argument("--max-response-tokens", type=int, default=None,
+                   help="step 2 cap (default: 4096 as in the paper; 768 for the embedded model)")
     p.add_argument(
         "--repetition-penalty",
         type=float,
-        default=1.0,
-        help="step 2 repetition penalty (1.0 as in the paper; small models such as the embedded one loop less at 1.2)",
+        default=None,
+        help="step 2 repetition penalty (default: 1.0 as in the paper; 1.2 for the embedded model, which loops)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--early-stop", action="store_true", help="cut each instruction at its first newline")
+    p.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop each instruction at its first newline (default: off; on for the embedded model)")
     p.add_argument("--sanitize", action="store_true", help="cut answer leaks such as 'Answer:' from instructions")
     p.add_argument("--system-prompt", default=None)
     p.add_argument(

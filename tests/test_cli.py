@@ -52,3 +52,21 @@ def test_generate_records_the_step_2_options_it_was_given(tmp_path, capsys):
     assert [c["repetition_penalty"] for c in ds["gen_response_configs"]] == [1.2, 1.2]
     assert [c["max_tokens"] for c in ds["gen_response_configs"]] == [6, 6]
     assert all(o["early_stop"] for o in ds["instruction_options"])
+
+
+def test_generate_defaults_suit_the_model():
+    from magpie_datasets.cli import EMBEDDED_DEFAULTS, PAPER_DEFAULTS, build_parser, fill_model_defaults
+
+    embedded = build_parser().parse_args(["generate", "--num-rows", "1", "--output", "o"])
+    assert fill_model_defaults(embedded) == EMBEDDED_DEFAULTS  # printed by the CLI
+    assert (embedded.max_instruction_tokens, embedded.max_response_tokens) == (128, 768)
+    assert embedded.repetition_penalty == 1.2 and embedded.early_stop is True
+
+    mine = build_parser().parse_args(["generate", "--num-rows", "1", "--output", "o", "--max-response-tokens", "64",
+                                      "--no-early-stop"])
+    assert fill_model_defaults(mine) == {"max_instruction_tokens": 128, "repetition_penalty": 1.2}
+    assert (mine.max_response_tokens, mine.early_stop) == (64, False)  # what the user gave stays
+
+    other = build_parser().parse_args(["generate", "--num-rows", "1", "--output", "o", "--model", "Qwen/Qwen2.5-7B-Instruct"])
+    assert fill_model_defaults(other) == {}  # the paper's defaults, nothing to announce
+    assert {name: getattr(other, name) for name in PAPER_DEFAULTS} == PAPER_DEFAULTS

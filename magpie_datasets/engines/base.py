@@ -101,3 +101,18 @@ def split_stops(tokenizer, stops: Sequence[str]) -> tuple[set[int], list[str]]:
         elif stop:
             texts.append(stop)
     return ids, texts
+
+
+_generated_tokens = 0  # completion tokens of every engine in this process, for progress bars
+
+
+def counted(results: list[list[Completion]]) -> list[list[Completion]]:
+    """`results`, after adding their completion tokens to `generated_tokens()`."""
+    global _generated_tokens
+    _generated_tokens += sum(c.completion_tokens for per_prompt in results for c in per_prompt)
+    return results
+
+
+def generated_tokens() -> int:
+    """Completion tokens generated in this process so far, by every engine."""
+    return _generated_tokens

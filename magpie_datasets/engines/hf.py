@@ -1,6 +1,6 @@
 """The `transformers` engine: batched sampling with a KV cache, on any torch device.
 
-    llm = TransformersEngine(model_dir)                      # fp32 on CPU, bf16 on CUDA
+    llm = TransformersEngine(model_dir)                      # bf16 on CUDA and bf16-capable CPUs
     llm.generate(["<prompt>"], Sampling(n=8, max_tokens=64, stop=("<|im_end|>",), seed=0))
 
 How it runs: prompts are left-padded, each distinct prompt is prefilled once and its
@@ -28,7 +28,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from .base import Completion, Sampling, encode_prompts, prompt_seeds, split_stops
+from .base import Completion, Sampling, counted, encode_prompts, prompt_seeds, split_stops
 
 _DTYPES = {
     "float32": torch.float32,
@@ -51,11 +51,27 @@ _GROW = 64  # KV buffer slack (tokens) added on each reallocation
 _PREFILL_TOKENS = 16384  # most prompt tokens (padding included) in one prefill forward pass
 
 
+def _cpu_capabilities() -> dict:
+    try:
+        return torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # torch without cpuinfo: assume no bf16 units
+        return {}
+
+
+def _cpu_auto_dtype(capabilities: dict) -> torch.dtype:
+    """bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else fp32: elsewhere bf16
+    matmuls are emulated and slower than fp32."""
+    native = capabilities.get("avx512_bf16") or capabilities.get("amx_bf16")
+    return torch.bfloat16 if native else torch.float32
+
+
 def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
     if dtype in (None, "auto"):
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32  # bf16 matmuls are slower than fp32 on most CPUs
+        if device.type == "cpu":
+            return _cpu_auto_dtype(_cpu_capabilities())
+        return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
@@ -205,7 +221,8 @@ class _Batch:
 class TransformersEngine:
     """`Engine` on a transformers causal LM (see the module docstring).
 
-    Options: `dtype` ("float32", "bfloat16", "float16"; default fp32 on CPU, bf16 on CUDA),
+    Options: `dtype` ("float32", "bfloat16", "float16"; default bf16 on CUDA and on CPUs with
+    AVX512-BF16 or AMX, else fp32),
     `device` (default cuda when available, else cpu), `batch_size` (most rows decoding
     at once, default 256, lowered to fit the KV cache in half the free memory),
     `trust_remote_code` (default False), `attn_implementation`.
@@ -292,7 +309,7 @@ class TransformersEngine:
             results[row.prompt][row.sample] = Completion(
                 text=row.text, finish_reason=row.finish, prompt_tokens=len(row.prompt_ids), completion_tokens=len(row.out)
             )
-        return results
+        return counted(results)
 
     def _attach_matchers(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
         key = tuple(sorted(stop_ids))

