@@ -34,31 +34,32 @@ __all__ = ["StepsActor", "run_on_ray"]
 BATCH_COLUMN = "__magpie_batch"  # which fixed batch a Ray row belongs to (dropped before the steps see it)
 
 
-def _engine_requests(steps: Sequence[Step]) -> list[tuple[Any, str, dict]]:
-    """(model, engine, options) of every step that names an engine, to load once per actor."""
-    requests = []
+def _tensor_parallel_size(steps: Sequence[Step]) -> int:
+    """The most GPUs one engine of `steps` is split across (vLLM's `tensor_parallel_size`), 1 if none."""
+    sizes = [1]
     for _, kwargs in steps:
-        kwargs = dict(kwargs or {})
-        if "engine" in kwargs:
-            requests.append((kwargs.get("model"), kwargs["engine"], dict(kwargs.get("engine_options") or {})))
-    return list({repr(r): r for r in requests}.values())
+        for key, options in dict(kwargs or {}).items():
+            if key.endswith("engine_options") and options:  # engine_options, base_engine_options
+                sizes.append(int(dict(options).get("tensor_parallel_size", 1)))
+    return max(sizes)
 
 
 class StepsActor:
-    """Ray Data callable class: applies `steps` to each Arrow batch; engines load once per actor.
+    """Ray Data callable class: applies `steps` to each Arrow batch.
 
     Input batch: a `pyarrow.Table` of rows (with `features` to decode them as `datasets` does).
     Output: the rows with the steps' columns, as `checkpoint.run_batch` computes them.
+
+    Engines are not preloaded: each step loads the model it actually uses on its first
+    batch (`load_engine` caches it for the actor's lifetime). Only the step knows that
+    model: `generate_responses` without `model` answers with each row's `model` column,
+    `tag_safety` defaults to a guard model, and guessing from the kwargs would load a model
+    no row needs (under vLLM, one that takes most of the GPU's memory first).
     """
 
-    def __init__(self, steps: Sequence[Step], features: Features | None = None, preload: bool = True):
+    def __init__(self, steps: Sequence[Step], features: Features | None = None):
         self.steps = list(steps)
         self.features = features
-        if preload:  # the first batch should not pay for loading the model
-            from .engines import load_engine
-
-            for model, engine, options in _engine_requests(self.steps):
-                load_engine(model, engine, **options)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         index = table.column(BATCH_COLUMN) if BATCH_COLUMN in table.column_names else None
@@ -69,13 +70,13 @@ class StepsActor:
         return out.append_column(BATCH_COLUMN, index) if index is not None else out
 
 
-def _cluster_resources(engine_requests: list[tuple[Any, str, dict]]) -> tuple[int, float, float]:
+def _cluster_resources(tensor_parallel_size: int = 1) -> tuple[int, float, float]:
     """Default (actors, GPUs per actor, CPUs per actor): one actor per GPU group, else per node."""
     import ray
 
     gpus = ray.cluster_resources().get("GPU", 0)
     if gpus:
-        tp = max([int(o.get("tensor_parallel_size", 1)) for _, _, o in engine_requests] or [1])
+        tp = max(1, int(tensor_parallel_size))
         return max(1, int(gpus // tp)), float(tp), 1.0
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     cpus = min((n["Resources"].get("CPU", 1) for n in nodes), default=1)
@@ -119,7 +120,7 @@ def run_on_ray(
             "use it, or ray.shutdown() first to connect to another."
         )
     try:
-        actors, gpus_each, cpus_each = _cluster_resources(_engine_requests(steps))
+        actors, gpus_each, cpus_each = _cluster_resources(_tensor_parallel_size(steps))
         options = {
             "compute": ray.data.ActorPoolStrategy(size=concurrency or actors),
             "num_gpus": gpus_each if num_gpus is None else num_gpus,

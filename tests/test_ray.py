@@ -1,4 +1,4 @@
-"""Ray Data runner on a local two-worker Ray cluster: same rows, same order as one process."""
+"""Ray Data runner on a simulated two-node Ray cluster: same rows, same order as one process."""
 
 from __future__ import annotations
 
@@ -9,24 +9,31 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
 import ray  # the dev extra installs ray[data]
+from ray.cluster_utils import Cluster
 
 from magpie_datasets.checkpoint import run_resumable  # noqa: E402
 from magpie_datasets.ray_runner import run_on_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def local_cluster():
-    """A local Ray cluster with two 1-CPU worker actors' worth of room and a small object store."""
+def two_nodes():
+    """Two Ray nodes of 1 CPU each on loopback (head + one worker node), small object stores."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # 127.0.0.2 is loopback too, but Ray does not rewrite it to the machine's public address
+    # the way it rewrites 127.0.0.1 when a driver connects.
+    node = {"num_cpus": 1, "object_store_memory": 150 * 1024**2, "node_ip_address": "127.0.0.2"}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
     ray.init(
-        num_cpus=2,
-        object_store_memory=300 * 1024**2,
-        include_dashboard=False,
+        address=cluster.address,
+        _node_ip_address="127.0.0.2",
         log_to_driver=False,
         runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}},
     )
-    yield
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
 
 
 def tagged(batch, salt="s", meeting=None):
@@ -41,11 +48,30 @@ def tagged(batch, salt="s", meeting=None):
     return {"y": [f"{salt}-{x}" for x in batch["x"]], "pid": [os.getpid()] * len(batch["x"])}
 
 
-def test_two_actors_give_the_rows_of_one_process_in_order(local_cluster, tmp_path):
-    ds = Dataset.from_dict(
-        {"x": list(range(23)), "label": [i % 2 for i in range(23)]},
+def where(batch):
+    """The Ray node and process that computed each row (the driver's own outside Ray)."""
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "driver"
+    return {"node": [node] * len(batch["x"]), "pid": [os.getpid()] * len(batch["x"])}
+
+
+def loaded_models(batch):
+    """The model ids this process has loaded engines for, on every row."""
+    from magpie_datasets import engines
+
+    ids = {getattr(m, "model_id", None) for m in engines._engines.values()}  # chat engines have one
+    ids = sorted(i for i in ids if i is not None)
+    return {"loaded_models": [ids] * len(batch["instruction"])}
+
+
+def numbered(n):
+    return Dataset.from_dict(
+        {"x": list(range(n)), "label": [i % 2 for i in range(n)]},
         features=Features({"x": Value("int64"), "label": ClassLabel(names=["even", "odd"])}),
     )
+
+
+def test_two_actors_give_the_rows_of_one_process_in_order(two_nodes, tmp_path):
+    ds = numbered(23)
     (tmp_path / "meeting").mkdir()
     steps = [(tagged, {"salt": "t", "meeting": str(tmp_path / "meeting")})]
     out = run_on_ray(ds, steps, batch_size=3, checkpoint_dir=tmp_path / "ck", concurrency=2, num_cpus=1)
@@ -59,7 +85,7 @@ def test_two_actors_give_the_rows_of_one_process_in_order(local_cluster, tmp_pat
     assert again.to_list() == out.to_list()
 
 
-def test_embedded_model_steps_1_and_2_match_a_single_process_run(local_cluster, tmp_path):
+def test_embedded_model_steps_1_and_2_match_a_single_process_run(two_nodes, tmp_path):
     import torch
 
     from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
@@ -84,3 +110,25 @@ def test_embedded_model_steps_1_and_2_match_a_single_process_run(local_cluster, 
     assert out.to_list() == ref.to_list()
     assert sum(bool(q.strip()) for q in out["instruction"]) >= 3  # the model really wrote text
     assert sum(bool(a.strip()) for a in out["response"]) >= 3
+
+
+def test_actors_load_only_the_models_the_rows_name(two_nodes, tmp_path):
+    from magpie_datasets.embedded import EMBEDDED_CHAT_MODEL
+    from magpie_datasets.generate import generate_responses
+    from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer, save_tiny_model
+
+    tiny = save_tiny_model(tmp_path / "tiny", byte_tokenizer(CHATML, CHATML_SPECIALS, name=str(tmp_path / "tiny")))
+    ds = Dataset.from_dict({"instruction": ["Name a prime.", "Say hi.", "", "Count to 3."], "model": [tiny] * 4})
+    # No `model`: each row is answered by the model in its own `model` column, never the embedded one.
+    steps = [(generate_responses, {"engine": "transformers", "max_tokens": 3}), (loaded_models, {})]
+    out = run_on_ray(ds, steps, batch_size=2, concurrency=2, num_cpus=1)
+
+    assert out["loaded_models"] == [[tiny]] * 4  # EMBEDDED_CHAT_MODEL was never loaded in an actor
+    assert EMBEDDED_CHAT_MODEL not in str(out["loaded_models"])
+    assert [c["output_generator"] for c in out["gen_response_configs"]] == [tiny] * 4
+    assert out["response_issue"][2] == "no_instruction" and all(out["response_length"][i] > 0 for i in (0, 1, 3))
+    ref = run_resumable(ds, steps, tmp_path / "local", batch_size=2)
+    for column in ref.column_names:
+        if column != "loaded_models":  # this process may hold other tests' engines
+            assert out[column] == ref[column], column
+
