@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Any, Iterator, Mapping, Sequence
 
 import pyarrow as pa
@@ -93,6 +94,7 @@ def run_on_ray(
     num_gpus: float | None = None,
     num_cpus: float | None = None,
     init_options: Mapping[str, Any] | None = None,
+    retries: int = 3,
 ) -> Dataset:
     """Apply `steps` to `ds` on a Ray cluster; the same rows and order as `run_resumable`.
 
@@ -102,6 +104,11 @@ def run_on_ray(
     GPUs), each with `num_gpus` GPUs and `num_cpus` CPUs. With `checkpoint_dir` the run is
     resumable exactly like `run_resumable` (same directory format); without one the result
     is held in memory.
+
+    `retries`: how many times a batch is run again when the process running it dies (a node
+    lost, an out-of-memory kill); the dead actor is replaced each time. A batch that keeps
+    killing its worker then fails the run (finished batches stay in the checkpoint) instead
+    of reloading the model forever. -1 retries without limit.
     """
     import ray
 
@@ -125,6 +132,10 @@ def run_on_ray(
             "compute": ray.data.ActorPoolStrategy(size=concurrency or actors),
             "num_gpus": gpus_each if num_gpus is None else num_gpus,
             "num_cpus": cpus_each if num_cpus is None else num_cpus,
+            # Ray's own defaults retry forever; restarts stay unlimited (a long run may lose
+            # many nodes), each batch's attempts are bounded.
+            "max_restarts": -1,
+            "max_task_retries": retries,
         }
 
         def on_ray(ds: Dataset, todo: list[int]) -> Iterator[tuple[int, pa.Table]]:
@@ -156,14 +167,18 @@ def _ray_batches(
     for i in todo:  # one Ray block per fixed batch, tagged with its index
         part = source[i * batch_size : min((i + 1) * batch_size, len(ds))]
         blocks.append(part.append_column(BATCH_COLUMN, pa.array([i] * part.num_rows, pa.int64())))
-    results = ray.data.from_arrow(blocks).map_batches(
-        StepsActor,
-        fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
-        batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
-        batch_format="pyarrow",
-        zero_copy_batch=True,
-        **options,
-    )
+    with warnings.catch_warnings():
+        # Ray >= 2.60 marks actor options passed as keywords deprecated, but max_restarts and
+        # max_task_retries have no other way into map_batches yet.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
+        results = ray.data.from_arrow(blocks).map_batches(
+            StepsActor,
+            fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
+            batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            **options,
+        )
     expected = {i: min((i + 1) * batch_size, len(ds)) - i * batch_size for i in todo}
     pending: dict[int, list[pa.Table]] = {}
     # Ray may split or merge blocks on the way back: regroup rows by their batch index.

@@ -54,6 +54,21 @@ def where(batch):
     return {"node": [node] * len(batch["x"]), "pid": [os.getpid()] * len(batch["x"])}
 
 
+def dies_once(batch, marker, at):
+    """`where`, but the first process to reach row `at` exits at once (a crashed worker);
+    `marker` records its pid, so the retry and the single-process run go on normally."""
+    if at in batch["x"]:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os._exit(1)
+    return where(batch)
+
+
 def loaded_models(batch):
     """The model ids this process has loaded engines for, on every row."""
     from magpie_datasets import engines
@@ -83,6 +98,21 @@ def test_two_actors_give_the_rows_of_one_process_in_order(two_nodes, tmp_path):
     # the Ray run wrote a normal checkpoint: the same call resumes (here: reads back) without Ray work
     again = run_resumable(ds, steps, tmp_path / "ck", batch_size=3)
     assert again.to_list() == out.to_list()
+
+
+def test_one_actor_per_node_by_default_and_a_crashed_worker_is_retried(two_nodes, tmp_path):
+    ds = numbered(40)
+    steps = [(tagged, {"salt": "n"}), (dies_once, {"marker": str(tmp_path / "died"), "at": 22})]
+    out = run_on_ray(ds, steps, batch_size=4, checkpoint_dir=tmp_path / "ck")  # default sizing
+    dead = int((tmp_path / "died").read_text())  # a worker really died mid-run
+    ref = run_resumable(ds, steps, tmp_path / "local", batch_size=4)
+
+    assert out["x"] == list(range(40))  # every row exactly once, in order: none lost, none twice
+    drop = ["pid", "node"]
+    assert out.remove_columns(drop).to_list() == ref.remove_columns(drop).to_list()
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert set(out["node"]) == nodes and len(nodes) == 2  # both nodes worked
+    assert os.getpid() not in out["pid"] and dead not in out["pid"][20:24]  # batch 5 ran again elsewhere
 
 
 def test_embedded_model_steps_1_and_2_match_a_single_process_run(two_nodes, tmp_path):
@@ -132,3 +162,16 @@ def test_actors_load_only_the_models_the_rows_name(two_nodes, tmp_path):
         if column != "loaded_models":  # this process may hold other tests' engines
             assert out[column] == ref[column], column
 
+
+def always_dies(batch, attempts):
+    """Records this attempt in `attempts` (a folder), then exits the process: a poison batch."""
+    Path(attempts, str(os.getpid())).touch()
+    os._exit(1)
+
+
+def test_a_batch_that_always_kills_its_worker_fails_after_its_retries(two_nodes, tmp_path):
+    (tmp_path / "attempts").mkdir()
+    steps = [(always_dies, {"attempts": str(tmp_path / "attempts")})]
+    with pytest.raises(ray.exceptions.RayActorError):
+        run_on_ray(numbered(2), steps, batch_size=2, checkpoint_dir=tmp_path / "ck", retries=1)
+    assert len(os.listdir(tmp_path / "attempts")) == 2  # the first try and one retry, each in a new process
