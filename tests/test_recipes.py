@@ -263,3 +263,15 @@ def test_scaled_down_air_recipe_builds_a_hub_folder_with_its_card_and_plots(tmp_
     for stage in ("empty", "add_magpie_instructions", "generate_responses", "tag_with_llm", "tag_language",
                   "min_neighbor_distance"):
         assert f"| `{stage}` | 50 |" in text
+
+
+def test_a_stage_sets_its_own_engine_options_and_embedded_runs_drop_them():
+    recipe = load_recipe(ROOT / "builders" / "magpie-pro-300k-filtered.yaml")
+    by_stage = {step.stage: recipes.resolve_kwargs(recipe, step) for step in recipe.stages}
+    assert by_stage["add_magpie_instructions"]["engine_options"] == {"tensor_parallel_size": 4}
+    assert by_stage["tag_with_llm"]["engine_options"] == {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9}
+    small = scaled(recipe, model="embedded")
+    for step in small.stages:  # vLLM settings must not reach the transformers engine
+        kwargs = recipes.resolve_kwargs(small, step)
+        assert kwargs.get("engine", "transformers") == "transformers" and not kwargs.get("engine_options"), step.stage
+
