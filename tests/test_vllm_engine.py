@@ -261,7 +261,9 @@ def test_cpu_defaults_reach_vllm(results):
     assert settings["enable_chunked_prefill"] is False
     assert settings["enable_prefix_caching"] is True
     assert settings["logits_processors"] == ["magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"]
-    assert results["reserved_cpus"] == (os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU") or "0")
+    # set before vLLM starts on CPUs of at most 4 cores; a value in the environment wins
+    small = "0" if (os.cpu_count() or 1) <= 4 else None
+    assert results["reserved_cpus"] == os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", small)
 
 
 @pytest.mark.vllm
