@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from datasets import Dataset, Features, Value
 
 from .engines import load_engine
-from .engines.base import Sampling
+from .engines.base import Sampling, dtype_name
 from .schema import (
     INSTRUCTION_FEATURES,
     RESPONSE_FEATURES,
@@ -158,6 +158,7 @@ def add_magpie_instructions(
         "sanitize": bool(sanitize),
         "system_prompt": template.system_prompt,
         "engine": llm.name,
+        "dtype": dtype_name(llm),
     }
     return typed_batch(
         {
@@ -183,6 +184,7 @@ def response_config(llm, temperature: float, top_p: float, repetition_penalty: f
         "stop_tokens": list(magpie_template(llm.tokenizer, system_prompt="template").stop),
         "output_generator": llm.model_id,
         "engine": llm.name,
+        "dtype": dtype_name(llm),
     }
 
 

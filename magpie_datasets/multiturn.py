@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from datasets import Features, Value
 
 from .engines import load_engine
-from .engines.base import Sampling
+from .engines.base import Sampling, dtype_name
 from .generate import answering_models, clean_instruction, markup_tokens, row_keys, row_seed, text_issue
 from .schema import CONVERSATIONS, batch_size_of, require_columns, to_conversations, typed_batch
 from .templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
@@ -42,6 +42,7 @@ GEN_MT_CONFIGS = {
     "input_generator": Value("string"),
     "seed": Value("int64"),
     "engine": Value("string"),
+    "dtype": Value("string"),
 }
 
 
@@ -181,6 +182,7 @@ def add_turns(
             "input_generator": llm.model_id,
             "seed": int(seed),
             "engine": llm.name,
+            "dtype": dtype_name(llm),
         }
         for i in mine:
             configs[i] = config

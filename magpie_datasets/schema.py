@@ -30,6 +30,7 @@ GEN_RESPONSE_CONFIGS = {
     "stop_tokens": Sequence(Value("string")),
     "output_generator": Value("string"),
     "engine": Value("string"),
+    "dtype": Value("string"),
 }
 
 CONVERSATIONS = [{"from": Value("string"), "value": Value("string")}]
@@ -41,6 +42,7 @@ INSTRUCTION_OPTIONS = {
     "sanitize": Value("bool"),
     "system_prompt": Value("string"),
     "engine": Value("string"),
+    "dtype": Value("string"),
 }
 
 INSTRUCTION_FEATURES = Features(

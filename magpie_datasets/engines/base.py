@@ -56,6 +56,7 @@ class Engine(Protocol):
     name: str  # "transformers" | "vllm"
     model_id: str  # what rows record as the generator (hub id, or the local path)
     tokenizer: object  # a transformers PreTrainedTokenizerBase
+    dtype: object  # the torch dtype the weights compute in
 
     def generate(
         self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
@@ -76,6 +77,11 @@ def prompt_seeds(sampling: Sampling, prompts: int, seeds: Sequence[int] | None =
     if sampling.seed is None:
         return None
     return [f"{sampling.seed}/{p}" for p in range(prompts)]
+
+
+def dtype_name(engine: Engine) -> str:
+    """The engine's compute dtype as rows record it: "bfloat16", "float32", ..."""
+    return str(engine.dtype).removeprefix("torch.")
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], sampling: Sampling) -> list[list[int]]:

@@ -92,6 +92,7 @@ class VLLMEngine:
             os.environ.setdefault(name, value)
         self._exemptions = _UNPENALISED in settings.get("logits_processors", ())
         self.llm = vllm.LLM(model=path, trust_remote_code=trust_remote_code, **settings)
+        self.dtype = self.llm.llm_engine.model_config.dtype  # what "auto" became: rows record it
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
 
