@@ -157,6 +157,33 @@ class _SlotLayer(DynamicLayer):
         self._view()
 
 
+_CDF_BLOCK = 256  # vocab entries per block of the two-level inverse CDF
+
+
+def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Per row, the token where the running sum of `probs` first exceeds `uniform` x the row's mass.
+
+    A cumsum over the whole vocab is serial per row and costs as much as the softmax; summing
+    fixed blocks, finding the block, then summing within it finds the same token (up to float
+    rounding at a boundary) and depends on the row alone, not on the batch.
+    """
+    rows, vocab = probs.shape
+    full = vocab - vocab % _CDF_BLOCK
+    mass = probs[:, :full].unflatten(-1, (-1, _CDF_BLOCK)).sum(-1)
+    if full < vocab:  # no padded copy of the probabilities: the short last block is summed apart
+        mass = torch.cat([mass, probs[:, full:].sum(-1, keepdim=True)], dim=-1)
+    ends = mass.cumsum(-1)
+    target = (uniform * ends[:, -1]).unsqueeze(-1)
+    block = torch.searchsorted(ends, target, right=True).clamp_(max=ends.shape[-1] - 1)
+    before = torch.where(block > 0, ends.gather(-1, (block - 1).clamp(min=0)), 0.0)
+    ids = block * _CDF_BLOCK + torch.arange(_CDF_BLOCK, device=probs.device)
+    inside = probs.gather(-1, ids.clamp(max=vocab - 1)).masked_fill_(ids >= vocab, 0.0)
+    offset = torch.searchsorted(inside.cumsum(-1), (target - before).clamp_(min=0), right=True)
+    # past the block's end by rounding: its last token with any probability
+    last = torch.where(inside > 0, ids - block * _CDF_BLOCK, 0).amax(-1, keepdim=True)
+    return (block * _CDF_BLOCK + torch.minimum(offset, last)).squeeze(-1)
+
+
 def _slot_cache(model) -> DynamicCache | None:
     """A cache of `_SlotLayer`s when every layer is plain full attention, else None."""
     cache = DynamicCache(config=model.config)
@@ -433,17 +460,15 @@ class TransformersEngine:
             llguidance.torch.apply_token_bitmask_inplace(logits, mask.to(logits.device))
         if sampling.temperature == 0:
             return logits.argmax(-1)
-        probs = torch.softmax(logits / sampling.temperature, dim=-1)
+        probs = torch.softmax(logits if sampling.temperature == 1 else logits / sampling.temperature, dim=-1)
         if sampling.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             # drop tokens once the mass before them reaches top_p (the first one always stays)
             drop = (sorted_probs.cumsum(-1) - sorted_probs) >= sampling.top_p
             probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
-        cumulative = probs.cumsum(-1)
         # inverse-CDF sampling with one uniform number per row from the row's own stream
-        uniform = torch.tensor([row.rng.random() for row in batch.rows], device=self.device, dtype=cumulative.dtype)
-        picks = torch.searchsorted(cumulative, (uniform * cumulative[:, -1]).unsqueeze(-1), right=True)
-        return picks.squeeze(-1).clamp_(max=cumulative.shape[-1] - 1)
+        uniform = torch.tensor([row.rng.random() for row in batch.rows], device=self.device, dtype=probs.dtype)
+        return _inverse_cdf(probs, uniform)
 
     def _record(self, batch, tokens, sampling, stop_tensor, text_stops, stop_window) -> None:
         """Append each row's new token; finish rows on a stop id, a stop string or max_tokens."""
