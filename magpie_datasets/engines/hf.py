@@ -137,6 +137,18 @@ class _SlotLayer(DynamicLayer):
             self.buf_k, self.buf_v = self.buf_k[indices], self.buf_v[indices]
             self._view()
 
+    def compact(self, holes: torch.Tensor, movers: torch.Tensor, rows: int) -> None:
+        """Keep the first `rows` rows, row `movers[i]` moved into row `holes[i]`: only the moved
+        rows' used columns are copied, not every kept row's whole buffer."""
+        if self.buf_k is None:
+            return
+        if len(holes):
+            used = slice(self.start, self.end)
+            self.buf_k[holes, :, used] = self.buf_k[movers, :, used]
+            self.buf_v[holes, :, used] = self.buf_v[movers, :, used]
+        self.buf_k, self.buf_v = self.buf_k[:rows], self.buf_v[:rows]
+        self._view()
+
     def trim_left(self, columns: int) -> None:
         self.start += columns
         self._view()
@@ -219,9 +231,23 @@ class _Batch:
     seen: torch.Tensor | None  # token ids already in each row, for the repetition penalty
 
     def select(self, keep: list[int]) -> None:
-        index = torch.tensor(keep, device=self.lengths.device)
-        self.rows = [self.rows[i] for i in keep]
-        self.cache.batch_select_indices(index)
+        """Keep rows `keep` (ascending), in a new order: the kept rows past the end of the
+        kept count fill the holes the dropped rows leave, so a slot cache moves only those."""
+        count, kept = len(keep), set(keep)
+        holes = [i for i in range(count) if i not in kept]
+        movers = [i for i in keep if i >= count]
+        order = list(range(count))
+        for hole, mover in zip(holes, movers):
+            order[hole] = mover
+        device = self.lengths.device
+        index = torch.tensor(order, device=device)
+        self.rows = [self.rows[i] for i in order]
+        if all(isinstance(layer, _SlotLayer) for layer in self.cache.layers):
+            holes_t, movers_t = torch.tensor(holes, device=device), torch.tensor(movers, device=device)
+            for layer in self.cache.layers:
+                layer.compact(holes_t, movers_t, count)
+        else:
+            self.cache.batch_select_indices(index)
         self.lengths, self.logits = self.lengths[index], self.logits[index]
         if self.seen is not None:
             self.seen = self.seen[index]
