@@ -12,7 +12,8 @@ child process) and warmed up outside the timing; with `--repeats 2` they run A B
 drift on a shared machine does not favour one. Printed and written as JSON: the best and
 every tok/s of each engine, ours / vllm from the best runs and per adjacent pair, and the
 same from CPU time (this process and its children), which is steadier when the machine
-is shared.
+is shared. Each engine runs at its default dtype (ours: bf16 on a bf16-capable CPU; vLLM:
+the checkpoint's, float32 for the embedded model) unless `--dtype` / `--vllm-dtype` say.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dtype", default=None, help="our engine's dtype (default: the engine's auto choice)")
+    parser.add_argument("--vllm-dtype", default=None,
+                        help="vLLM's dtype (default: its own, the checkpoint's: float32 for the embedded model)")
     parser.add_argument("--raw-rows", type=int, default=0, help="also time raw transformers generate on this many rows")
     parser.add_argument("--json", default=str(RESULT))
     args = parser.parse_args()
@@ -92,7 +95,8 @@ def main():
 
     engines = {}
     for name in args.engines:
-        options = {"dtype": args.dtype} if name == "transformers" and args.dtype else {}
+        dtype = args.dtype if name == "transformers" else args.vllm_dtype
+        options = {"dtype": dtype} if dtype else {}
         llm = load_engine(None, name, **options)
         # warm-up: one-off costs (first forward, thread pools, vLLM's first scheduling) stay out
         prompts, sampling, seeds = workload(llm, 32, 16, args.seed + 1)
