@@ -228,15 +228,17 @@ def test_cpu_auto_dtype_is_bf16_only_where_the_cpu_computes_it():
     assert _cpu_auto_dtype({}) == torch.float32  # capabilities unknown
 
 
-def test_auto_dtype_on_this_cpu():
+def test_cpu_dtypes_on_this_cpu():
     from magpie_datasets.engines.hf import _resolve_dtype
 
     caps = torch.cpu.get_capabilities()
-    native = caps.get("avx512_bf16") or caps.get("amx_bf16")
-    expected = torch.bfloat16 if native else torch.float32
-    assert _resolve_dtype(None, torch.device("cpu")) == expected == _resolve_dtype("auto", torch.device("cpu"))
-    assert _resolve_dtype("float32", torch.device("cpu")) == torch.float32  # explicit wins
-    assert load_engine(None, device="cpu").dtype == expected
+    native = torch.bfloat16 if caps.get("avx512_bf16") or caps.get("amx_bf16") else torch.float32
+    cpu = torch.device("cpu")
+    # the default keeps rows independent of batching (test_generate checks it); "native" is the fast one
+    assert _resolve_dtype(None, cpu) == torch.float32 == _resolve_dtype("auto", cpu)
+    assert _resolve_dtype("native", cpu) == native
+    assert _resolve_dtype("bfloat16", cpu) == torch.bfloat16  # explicit wins
+    assert load_engine(None, device="cpu").dtype == torch.float32
 
 
 def test_resolve_model_embedded_and_local_dir(tmp_path):

@@ -1,6 +1,6 @@
 """The `transformers` engine: batched sampling with a KV cache, on any torch device.
 
-    llm = TransformersEngine(model_dir)                      # bf16 on CUDA and bf16-capable CPUs
+    llm = TransformersEngine(model_dir)                      # fp32 on CPU, bf16 on CUDA
     llm.generate(["<prompt>"], Sampling(n=8, max_tokens=64, stop=("<|im_end|>",), seed=0))
 
 How it runs: prompts are left-padded, each distinct prompt is prefilled once and its
@@ -66,16 +66,18 @@ def _cpu_auto_dtype(capabilities: dict) -> torch.dtype:
 
 
 def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    if dtype in (None, "auto", "native") and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dtype in (None, "auto"):
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu":
-            return _cpu_auto_dtype(_cpu_capabilities())
+        # fp32 keeps a row's text independent of the rows batched with it; in bf16 the rounding of
+        # a padded batch differs from the row's own and sampled texts diverge within a few tokens
         return torch.float32
+    if dtype == "native":  # speed first: bf16 where the CPU computes it, rows then depend on batching
+        return _cpu_auto_dtype(_cpu_capabilities()) if device.type == "cpu" else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)} or 'auto'")
+        raise ValueError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}, 'auto' or 'native'")
     return _DTYPES[dtype]
 
 
@@ -274,8 +276,9 @@ class _Batch:
 class TransformersEngine:
     """`Engine` on a transformers causal LM (see the module docstring).
 
-    Options: `dtype` ("float32", "bfloat16", "float16"; default bf16 on CUDA and on CPUs with
-    AVX512-BF16 or AMX, else fp32),
+    Options: `dtype` ("float32", "bfloat16", "float16"; "auto", the default: bf16 on CUDA, fp32
+    on CPU, where rows then do not depend on batching; "native": bf16 also on CPUs with
+    AVX512-BF16 or AMX, faster there),
     `device` (default cuda when available, else cpu), `batch_size` (most rows decoding
     at once, default 256, lowered to fit the KV cache in half the free memory),
     `trust_remote_code` (default False), `attn_implementation`.
