@@ -12,8 +12,9 @@ child process) and warmed up outside the timing; with `--repeats 2` they run A B
 drift on a shared machine does not favour one. Printed and written as JSON: the best and
 every tok/s of each engine, ours / vllm from the best runs and per adjacent pair, and the
 same from CPU time (this process and its children), which is steadier when the machine
-is shared. Each engine runs at its default dtype (ours: bf16 on a bf16-capable CPU; vLLM:
-the checkpoint's, float32 for the embedded model) unless `--dtype` / `--vllm-dtype` say.
+is shared. Each engine runs at its default dtype (ours: fp32 on CPU; vLLM: the checkpoint's,
+float32 for the embedded model) unless `--dtype` / `--vllm-dtype` say (`--dtype native`:
+bf16 where the CPU computes it).
 """
 
 from __future__ import annotations
