@@ -52,6 +52,9 @@ def generate_steps(args: argparse.Namespace) -> list:
     fill_model_defaults(args)
 
     engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
+    if args.dtype in ("auto", "native") and args.engine == "vllm":
+        raise SystemExit(f"magpie-datasets generate: error: --dtype {args.dtype} is for the transformers engine; "
+                         "with --engine vllm give float32, bfloat16 or float16 (float32 is its CPU default)")
     if args.dtype:
         engine_options["dtype"] = args.dtype
     common = {"model": args.model, "engine": args.engine, "engine_options": engine_options}
@@ -137,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="directory for Dataset.save_to_disk")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dtype", default=None,
-                   help='compute dtype (default auto: fp32 on CPU, where rows do not depend on batching; '
-                        '"native": bf16 on CPUs that compute it, faster)')
+                   help='compute dtype (transformers default auto: fp32 on CPU, where rows do not depend on '
+                        'batching; "native": bf16 on CPUs that compute it, faster)')
     p.add_argument("--temperature", type=float, default=1.0, help="step 1 temperature (step 2 is greedy)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-instruction-tokens", type=int, default=None,

@@ -53,7 +53,9 @@ def row_seed(seed: int, key: str) -> int:
     A row therefore gets the same text whatever `batch_size`, `num_proc`, the rows around
     it or a resume.
 
-    >>> row_seed(0, "a2639ae2-f300-5e4b-8490-5103f59a5891") == row_seed(0, "a2639ae2-f300-5e4b-8490-5103f59a5891")
+    >>> row_seed(0, "a2639ae2-f300-5e4b-8490-5103f59a5891") != row_seed(1, "a2639ae2-f300-5e4b-8490-5103f59a5891")
+    True
+    >>> 0 <= row_seed(0, "any row") < 2**63
     True
     """
     digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()

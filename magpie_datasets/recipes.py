@@ -352,12 +352,13 @@ def run_recipe(
 
 
 def models_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments that decide which models a stage loads: its model(s), engine(s) and their options.
+    """The arguments that decide which models a stage loads: its model(s), engine(s), their options,
+    devices and dtypes.
 
     >>> models_of({"model": "m", "engine": "vllm", "engine_options": {"tensor_parallel_size": 4}, "max_tokens": 8})
     {'model': 'm', 'engine': 'vllm', 'engine_options': {'tensor_parallel_size': 4}}
     """
-    return {k: v for k, v in kwargs.items() if "model" in k or "engine" in k}
+    return {k: v for k, v in kwargs.items() if any(part in k for part in ("model", "engine", "device", "dtype"))}
 
 
 def _map_exactly_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool) -> Dataset:

@@ -219,13 +219,13 @@ def test_bf16_on_cpu():
     assert "Paris" in c.text
 
 
-def test_cpu_auto_dtype_is_bf16_only_where_the_cpu_computes_it():
-    from magpie_datasets.engines.hf import _cpu_auto_dtype
+def test_cpu_native_dtype_is_bf16_only_where_the_cpu_computes_it():
+    from magpie_datasets.engines.hf import _cpu_native_dtype
 
-    assert _cpu_auto_dtype({"avx512_bf16": True, "amx_bf16": False}) == torch.bfloat16
-    assert _cpu_auto_dtype({"avx512_bf16": False, "amx_bf16": True}) == torch.bfloat16
-    assert _cpu_auto_dtype({"avx2": True, "avx512_f": True, "avx512_bf16": False}) == torch.float32
-    assert _cpu_auto_dtype({}) == torch.float32  # capabilities unknown
+    assert _cpu_native_dtype({"avx512_bf16": True, "amx_bf16": False}) == torch.bfloat16
+    assert _cpu_native_dtype({"avx512_bf16": False, "amx_bf16": True}) == torch.bfloat16
+    assert _cpu_native_dtype({"avx2": True, "avx512_f": True, "avx512_bf16": False}) == torch.float32
+    assert _cpu_native_dtype({}) == torch.float32  # capabilities unknown
 
 
 def test_cpu_dtypes_on_this_cpu():

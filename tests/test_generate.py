@@ -193,9 +193,21 @@ def test_rows_do_not_depend_on_batch_boundaries():
 
 
 def test_early_stop_stops_generation_at_the_first_newline():
-    ds = magpie.empty(8).map(
-        magpie.add_magpie_instructions, batched=True,
-        fn_kwargs={"max_tokens": 48, "seed": 1, "early_stop": True}, load_from_cache_file=False,
-    )
-    assert all("\n" not in text for text in ds["instruction"])
-    assert all(row["early_stop"] for row in ds["instruction_options"])
+    from magpie_datasets.engines.base import generated_tokens
+
+    def run(early_stop):
+        before = generated_tokens()
+        ds = magpie.empty(8).map(
+            magpie.add_magpie_instructions, batched=True,
+            fn_kwargs={"max_tokens": 64, "seed": 1, "early_stop": early_stop}, load_from_cache_file=False,
+        )
+        return ds, generated_tokens() - before
+
+    full, full_tokens = run(False)
+    early, early_tokens = run(True)
+    assert any("\n" in text for text in full["instruction"])  # the seed gives multi-line samples
+    assert all("\n" not in text for text in early["instruction"])
+    assert all(row["early_stop"] for row in early["instruction_options"])
+    assert early_tokens < full_tokens  # the engine stopped there, not cut afterwards
+    for cut, whole in zip(early["instruction"], full["instruction"]):
+        assert cut == whole.split("\n", 1)[0].strip() or not cut  # same sample, up to its first newline

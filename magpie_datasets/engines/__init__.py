@@ -151,19 +151,22 @@ def release_engines() -> int:
     with _lock:
         loaded = list(_engines.values())
         _engines.clear()
+    failed = []
+    for model in loaded:  # every one, even when another fails to close
+        try:
+            if hasattr(model, "close"):
+                model.close()
+        except Exception as err:
+            failed.append(err)
     released = len(loaded)
-    while loaded:  # drop each reference here too, so gc can free the weights
-        close = getattr(loaded.pop(), "close", None)
-        if close is not None:
-            close()
-        del close
+    loaded = model = None  # the last references here: gc can free the weights
     gc.collect()
-    try:
-        import torch
-    except ImportError:
-        return released
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    if failed:
+        raise failed[0]
     return released
 
 

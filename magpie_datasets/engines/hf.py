@@ -38,14 +38,19 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-def _after_fork_in_child() -> None:
-    # A forked child (Dataset.map with num_proc) inherits the parent's OpenMP thread pool state
-    # but not its threads: its first parallel op hangs. One thread per worker, as torch's
-    # DataLoader workers do, runs OpenMP regions inline; num_proc workers share the cores.
-    torch.set_num_threads(1)
+_LOADED_IN = os.getpid()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _one_thread_if_forked() -> None:
+    """A forked child (a `Dataset.map(num_proc=N)` worker) inherits the parent's OpenMP thread
+    pool state but not its threads, and its first parallel op hangs. One thread per worker, as
+    torch's DataLoader workers do, runs OpenMP regions inline; the workers share the cores.
+    Checked where this engine starts torch work, so other forks (vLLM's engine core) keep theirs."""
+    global _LOADED_IN
+    if os.getpid() != _LOADED_IN:
+        torch.set_num_threads(1)
+        _LOADED_IN = os.getpid()
+
 
 _GROW = 64  # KV buffer slack (tokens) added on each reallocation
 _PREFILL_TOKENS = 16384  # most prompt tokens (padding included) in one prefill forward pass
@@ -58,7 +63,7 @@ def _cpu_capabilities() -> dict:
         return {}
 
 
-def _cpu_auto_dtype(capabilities: dict) -> torch.dtype:
+def _cpu_native_dtype(capabilities: dict) -> torch.dtype:
     """bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else fp32: elsewhere bf16
     matmuls are emulated and slower than fp32."""
     native = capabilities.get("avx512_bf16") or capabilities.get("amx_bf16")
@@ -73,7 +78,7 @@ def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
         # a padded batch differs from the row's own and sampled texts diverge within a few tokens
         return torch.float32
     if dtype == "native":  # speed first: bf16 where the CPU computes it, rows then depend on batching
-        return _cpu_auto_dtype(_cpu_capabilities()) if device.type == "cpu" else torch.float32
+        return _cpu_native_dtype(_cpu_capabilities()) if device.type == "cpu" else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
@@ -297,6 +302,7 @@ class TransformersEngine:
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
     ):
+        _one_thread_if_forked()
         self.model_id = model_id or path
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _resolve_dtype(dtype, self.device)
@@ -343,6 +349,9 @@ class TransformersEngine:
     def generate(
         self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
     ) -> list[list[Completion]]:
+        if self.model is None:
+            raise RuntimeError("This engine was released (release_engines()); get a new one with load_engine(...)")
+        _one_thread_if_forked()
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
         keys = prompt_seeds(sampling, len(prompts), seeds)
         if sampling.n < 1 or not prompts:

