@@ -29,7 +29,7 @@ def cmd_template(args: argparse.Namespace) -> int:
 # 135M model rambles to them and loops without a penalty, so it gets its own unless told otherwise.
 PAPER_DEFAULTS = {"max_instruction_tokens": 2048, "max_response_tokens": 4096, "repetition_penalty": 1.0,
                   "early_stop": False}
-EMBEDDED_DEFAULTS = {"max_instruction_tokens": 128, "max_response_tokens": 768, "repetition_penalty": 1.2,
+EMBEDDED_DEFAULTS = {"max_instruction_tokens": 128, "max_response_tokens": 512, "repetition_penalty": 1.2,
                      "early_stop": True}
 
 
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-instruction-tokens", type=int, default=None,
                    help="step 1 cap (default: 2048 as in the paper; 128 for the embedded model)")
     p.add_argument("--max-response-tokens", type=int, default=None,
-                   help="step 2 cap (default: 4096 as in the paper; 768 for the embedded model)")
+                   help="step 2 cap (default: 4096 as in the paper; 512 for the embedded model)")
     p.add_argument(
         "--repetition-penalty",
         type=float,

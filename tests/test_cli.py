@@ -59,7 +59,7 @@ def test_generate_defaults_suit_the_model():
 
     embedded = build_parser().parse_args(["generate", "--num-rows", "1", "--output", "o"])
     assert fill_model_defaults(embedded) == EMBEDDED_DEFAULTS  # printed by the CLI
-    assert (embedded.max_instruction_tokens, embedded.max_response_tokens) == (128, 768)
+    assert (embedded.max_instruction_tokens, embedded.max_response_tokens) == (128, 512)
     assert embedded.repetition_penalty == 1.2 and embedded.early_stop is True
 
     mine = build_parser().parse_args(["generate", "--num-rows", "1", "--output", "o", "--max-response-tokens", "64",
