@@ -41,7 +41,8 @@ def test_two_vllm_models_that_cannot_both_fit_build_one_after_the_other(tmp_path
         capture_output=True, text=True, env=env, timeout=1200, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-6000:]
-    ds = load_dataset(str(tmp_path / "out"), "default", split="train")
+    # a cache of its own: the shared one gave back an earlier run's folder with the same file names
+    ds = load_dataset(str(tmp_path / "out"), "default", split="train", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 4
     assert set(ds["model"]) == {first}
     assert {c["output_generator"] for c in ds["gen_response_configs"]} == {second}
