@@ -37,7 +37,7 @@ RESULT = Path(__file__).resolve().parent / "results" / "bench_engines.json"
 
 def workload(llm, rows: int, max_tokens: int, seed: int):
     from magpie_datasets.engines import Sampling
-    from magpie_datasets.generate import row_seed
+    from magpie_datasets.stages.generate import row_seed
     from magpie_datasets.templates import magpie_template
 
     template = magpie_template(llm.tokenizer)
@@ -59,6 +59,7 @@ def timed(llm, prompts, sampling, seeds) -> dict:
 def raw_generate(llm, rows: int, max_tokens: int, seed: int) -> dict:
     """transformers' own `generate` on the same pre-query, one batch of `rows` (one seed)."""
     import torch
+
     from magpie_datasets.templates import magpie_template
 
     template = magpie_template(llm.tokenizer)
@@ -92,6 +93,7 @@ def main():
     args = parser.parse_args()
 
     import torch
+
     from magpie_datasets.engines import load_engine
 
     engines = {}

@@ -58,7 +58,7 @@ class Timer:
 
 def bare_step1(llm, uuids, max_tokens, seed):
     from magpie_datasets.engines.base import Sampling
-    from magpie_datasets.generate import clean_instruction, row_seed
+    from magpie_datasets.stages.generate import clean_instruction, row_seed
     from magpie_datasets.templates import magpie_template
 
     template = magpie_template(llm.tokenizer)

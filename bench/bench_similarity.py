@@ -64,8 +64,8 @@ def run_text(n: int, compare_exact: bool, threads: int | None) -> dict:
     import torch
     from datasets import Dataset
 
-    from magpie_datasets import similarity
     from magpie_datasets.schema import conversation_uuid
+    from magpie_datasets.stages import similarity
 
     if threads:
         torch.set_num_threads(threads)  # on an oversubscribed machine 1 thread encodes faster than 2
@@ -126,7 +126,7 @@ def run_text(n: int, compare_exact: bool, threads: int | None) -> dict:
 
 
 def run_vectors(n: int, dim: int = 384) -> dict:
-    from magpie_datasets import similarity
+    from magpie_datasets.stages import similarity
 
     planted = n // 1000
     sources = np.arange(planted) * 7  # row n - planted + j copies row 7j with noise

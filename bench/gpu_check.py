@@ -65,7 +65,7 @@ def main() -> None:
     from magpie_datasets.engines import load_engine
     from magpie_datasets.engines.base import generated_tokens
     from magpie_datasets.engines.vllm import _request_seed
-    from magpie_datasets.generate import row_seed
+    from magpie_datasets.stages.generate import row_seed
     from magpie_datasets.templates import chat_prompt, magpie_template
 
     if not torch.cuda.is_available():

@@ -72,7 +72,7 @@ def _tokens(texts) -> int:
     """Generated tokens, counted with the embedded model's tokenizer."""
     from transformers import AutoTokenizer
 
-    from magpie_datasets.embedded import smollm2_dir
+    from magpie_datasets.engines.embedded import smollm2_dir
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
     flat = []
@@ -119,7 +119,7 @@ class Clock:
 
 def _bare_step1(n: int, max_tokens: int, engine: str) -> dict:
     from magpie_datasets.engines import Sampling, load_engine
-    from magpie_datasets.generate import empty, row_seed
+    from magpie_datasets.stages.generate import empty, row_seed
     from magpie_datasets.templates import magpie_template
 
     llm = load_engine(None, engine, **_engine_options(engine))
@@ -158,7 +158,11 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
     from datasets import disable_caching, load_from_disk
 
     from magpie_datasets.engines import Sampling, load_engine
-    from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
+    from magpie_datasets.stages.generate import (
+        add_magpie_instructions,
+        empty,
+        generate_responses,
+    )
 
     disable_caching()  # every map really runs
     ds = load_from_disk(source) if source else None
@@ -194,31 +198,31 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
             result.update(_bare_step2(ds["instruction"], max_tokens, engine))
         result["texts"] = out["response"]
     elif stage == "language":
-        from magpie_datasets.language import language_detector, tag_language
+        from magpie_datasets.stages.language import language_detector, tag_language
 
         language_detector(False)  # the cache key tag_language uses: built once, outside the timing
         tag_language({"instruction": ["How do I bake bread?"]})  # lingua loads its language models lazily
         clock.reset()
         out = ds.map(tag_language, **mapped)
     elif stage == "neighbors":
-        from magpie_datasets.similarity import min_neighbor_distance
+        from magpie_datasets.stages.similarity import min_neighbor_distance
 
         min_neighbor_distance(ds.select(range(min(2, len(ds)))))  # load the embedding model first
         clock.reset()
         out = min_neighbor_distance(ds)
     elif stage == "tags":
-        from magpie_datasets.tags import tag_with_llm
+        from magpie_datasets.stages.tags import tag_with_llm
 
         out = ds.map(tag_with_llm, fn_kwargs={**opts, "tags": ["quality"], "max_tokens": 4 * max_tokens}, **mapped)
         result["texts"] = [a or "" for a in out["quality_explanation"]]
     elif stage == "safety":
-        from magpie_datasets import safety
+        from magpie_datasets.stages import safety
 
         # no Llama-Guard ships offline: the embedded chat model plays the guard (same work per row)
         out = ds.map(safety.tag_safety, fn_kwargs={"model": None, "max_tokens": max_tokens}, **mapped)
         result["texts"] = [a or "" for a in out["safety_raw_answer"]]
     elif stage == "rewards":
-        from magpie_datasets import rewards
+        from magpie_datasets.stages import rewards
 
         model_dir = _reward_model(Path(target).parent / "reward-model")
         warm = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]]
@@ -227,16 +231,21 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
         clock.reset()
         out = ds.map(rewards.add_rewards, fn_kwargs={"model": model_dir}, **mapped)
     elif stage == "filters":
-        from magpie_datasets.filters import all_of, is_unique, longest, not_ending_with
+        from magpie_datasets.stages.filters import (
+            all_of,
+            is_unique,
+            longest,
+            not_ending_with,
+        )
 
         out = ds.filter(all_of(not_ending_with(":"), is_unique))
         out = longest(out, k=max(1, len(out) // 2))
     elif stage == "formats":
-        from magpie_datasets.formats import to_messages
+        from magpie_datasets.stages.formats import to_messages
 
         out = ds.map(to_messages, **mapped)
     elif stage == "multiturn":
-        from magpie_datasets.multiturn import add_turns
+        from magpie_datasets.stages.multiturn import add_turns
 
         # turn 1 was cut at the small max_tokens, which add_turns would (rightly) not continue
         ds = ds.remove_columns([c for c in ("instruction_issue", "response_issue") if c in ds.column_names])
@@ -245,25 +254,25 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
                                            "response_max_tokens": max_tokens}, **mapped)
         result["texts"] = [*out["instruction_2"], *out["response_2"]]
     elif stage == "preference":
-        from magpie_datasets.preference import add_response_samples
+        from magpie_datasets.stages.preference import add_response_samples
 
         out = ds.map(add_response_samples, fn_kwargs={**opts, "k": 2, "max_tokens": max_tokens}, **mapped)
         result["texts"] = out["responses"]
     elif stage == "control":
-        from magpie_datasets.control import add_controlled_instructions
+        from magpie_datasets.stages.control import add_controlled_instructions
 
         out = empty(n).map(add_controlled_instructions, fn_kwargs={**opts, "language": "ja", "max_tokens": max_tokens},
                            **mapped)
         result["texts"] = out["instruction"]
     elif stage == "card":
-        from magpie_datasets.hub import save_for_hub
+        from magpie_datasets.publish.hub import save_for_hub
 
         save_for_hub(ds, Path(target) / "hub", stages=[{"stage": "generate", "rows": len(ds)}])
         out = ds
     elif stage == "checkpoint":
         from datasets import Dataset
 
-        from magpie_datasets.checkpoint import run_resumable
+        from magpie_datasets.runners.checkpoint import run_resumable
 
         rows = Dataset.from_dict({"x": list(range(n))})
         clock.reset()
@@ -289,7 +298,7 @@ def _reward_model(directory: Path) -> str:
     if not directory.exists():
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from magpie_datasets.embedded import smollm2_dir
+        from magpie_datasets.engines.embedded import smollm2_dir
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
         model = AutoModelForSequenceClassification.from_pretrained(smollm2_dir(), num_labels=1)

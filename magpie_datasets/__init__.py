@@ -8,23 +8,35 @@
     ds = ds.filter(magpie.filters.PAPER["pro-300k"])
 """
 
-from . import filters
-from .checkpoint import run_resumable
-from .control import add_controlled_instructions, assign_system_prompts
-from .embedded import EMBEDDED_CHAT_MODEL
 from .engines import release_engines
-from .filters import dedup, longest
-from .formats import to_messages, to_preference, to_sharegpt
-from .generate import add_magpie_instructions, add_responses, empty, generate_responses
-from .hub import push_to_hub, save_for_hub
-from .language import tag_language
-from .multiturn import add_turns
-from .preference import add_response_samples, to_preference_pairs
-from .rewards import add_rewards, reward_diff
-from .safety import tag_safety
-from .similarity import min_neighbor_distance
-from .tags import tag_with_llm
-from .templates import ChatTemplate, TemplateError, chat_prompt, describe, magpie_template, next_user_prefix
+from .engines.embedded import EMBEDDED_CHAT_MODEL
+from .publish.hub import push_to_hub, save_for_hub
+from .runners.checkpoint import run_resumable
+from .stages import filters
+from .stages.control import add_controlled_instructions, assign_system_prompts
+from .stages.filters import dedup, longest
+from .stages.formats import to_messages, to_preference, to_sharegpt
+from .stages.generate import (
+    add_magpie_instructions,
+    add_responses,
+    empty,
+    generate_responses,
+)
+from .stages.language import tag_language
+from .stages.multiturn import add_turns
+from .stages.preference import add_response_samples, to_preference_pairs
+from .stages.rewards import add_rewards, reward_diff
+from .stages.safety import tag_safety
+from .stages.similarity import min_neighbor_distance
+from .stages.tags import tag_with_llm
+from .templates import (
+    ChatTemplate,
+    TemplateError,
+    chat_prompt,
+    describe,
+    magpie_template,
+    next_user_prefix,
+)
 from .version import __version__
 
 __all__ = [

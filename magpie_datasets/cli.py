@@ -35,7 +35,7 @@ EMBEDDED_DEFAULTS = {"max_instruction_tokens": 128, "max_response_tokens": 512, 
 
 def fill_model_defaults(args: argparse.Namespace) -> dict:
     """Set the options left unset from the model's defaults; returns those it set for the embedded model."""
-    from .embedded import EMBEDDED_CHAT_MODEL
+    from .engines.embedded import EMBEDDED_CHAT_MODEL
 
     embedded = args.model in (None, EMBEDDED_CHAT_MODEL)
     defaults = EMBEDDED_DEFAULTS if embedded else PAPER_DEFAULTS
@@ -47,7 +47,7 @@ def fill_model_defaults(args: argparse.Namespace) -> dict:
 
 def generate_steps(args: argparse.Namespace) -> list:
     """Steps 1 and 2 as (batched map function, fn_kwargs) pairs, from the CLI options."""
-    from .generate import add_magpie_instructions, generate_responses
+    from .stages.generate import add_magpie_instructions, generate_responses
 
     fill_model_defaults(args)
 
@@ -74,8 +74,8 @@ def generate_steps(args: argparse.Namespace) -> list:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointMismatchError
     from .engines import ModelNotAvailableError
+    from .runners.checkpoint import CheckpointMismatchError
     from .templates import TemplateError
 
     try:
@@ -88,8 +88,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     import shutil
 
-    from .checkpoint import check_output, run_identity, run_resumable, save_dataset
-    from .generate import empty
+    from .runners.checkpoint import (
+        check_output,
+        run_identity,
+        run_resumable,
+        save_dataset,
+    )
+    from .stages.generate import empty
 
     if args.num_rows < 1:
         raise SystemExit(f"magpie-datasets generate: error: --num-rows must be at least 1, got {args.num_rows}")
@@ -107,7 +112,7 @@ def _generate(args: argparse.Namespace) -> int:
         return 0
     checkpoint = args.checkpoint_dir or f"{args.output.rstrip('/')}.checkpoint"
     if args.ray is not None:
-        from .ray_runner import run_on_ray
+        from .runners.on_ray import run_on_ray
 
         ds = run_on_ray(ds, steps, address=args.ray or None, batch_size=args.batch_size, checkpoint_dir=checkpoint)
     else:

@@ -49,8 +49,20 @@ from typing import Any, Callable, Mapping
 import yaml
 from datasets import Dataset
 
-from . import control, filters, formats, generate, language, multiturn, preference, rewards, safety, similarity, tags
 from .engines import release_engines
+from .stages import (
+    control,
+    filters,
+    formats,
+    generate,
+    language,
+    multiturn,
+    preference,
+    rewards,
+    safety,
+    similarity,
+    tags,
+)
 
 MAP_STAGES: dict[str, Callable[..., Any]] = {
     "add_magpie_instructions": generate.add_magpie_instructions,
@@ -363,12 +375,12 @@ def models_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _map_exactly_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool) -> Dataset:
     """One map stage through the checkpoint (and on Ray when asked), batches as `Dataset.map` cuts them."""
-    from .checkpoint import run_resumable
+    from .runners.checkpoint import run_resumable
 
     batch_size = step.batch_size or 1000  # Dataset.map's default: the same batches, so the same seeds
     where = Path(checkpoint_dir) / f"{index:02d}-{step.stage}" if checkpoint_dir is not None else None
     if ray:
-        from .ray_runner import run_on_ray
+        from .runners.on_ray import run_on_ray
 
         return run_on_ray(ds, [(fn, kwargs)], batch_size=batch_size, checkpoint_dir=where)
     return run_resumable(ds, [(fn, kwargs)], where, batch_size=batch_size, desc=step.stage)
@@ -435,12 +447,12 @@ def cmd_build(args: argparse.Namespace) -> int:
             ray.shutdown()
     options = {"stages": log, "license": recipe.license}
     if args.output:
-        from .hub import save_for_hub
+        from .publish.hub import save_for_hub
 
         save_for_hub(ds, args.output, config_name=config_name, **options)
         print(f"{len(ds)} rows written to {args.output} as config {config_name!r}")
     else:
-        from .hub import push_to_hub
+        from .publish.hub import push_to_hub
 
         # token=None: huggingface_hub reads HF_TOKEN or the saved login; it is never printed
         info = push_to_hub(ds, args.push, config_name=config_name, private=args.private or None, **options)

@@ -23,7 +23,7 @@ class versioned:
     """`fn` as a stage: callable like it, fingerprinted with the package version.
 
     >>> from magpie_datasets import add_magpie_instructions
-    >>> add_magpie_instructions.__reduce__()[1] == ("magpie_datasets.generate", "add_magpie_instructions", __version__)
+    >>> add_magpie_instructions.__reduce__()[1] == ("magpie_datasets.stages.generate", "add_magpie_instructions", __version__)
     True
     """
 

@@ -1,6 +1,6 @@
 """A tiny in-memory Hugging Face Hub on 127.0.0.1, for testing uploads with the real client.
 
-It implements only what `Dataset.push_to_hub` and `magpie_datasets.hub.push_to_hub` call
+It implements only what `Dataset.push_to_hub` and `magpie_datasets.publish.hub.push_to_hub` call
 through `huggingface_hub` (repo info/create, validate-yaml, preupload, the legacy LFS batch
 API + single-part PUT, commit, tree, paths-info, resolve). As on the Hub, *.parquet and
 *.png go through LFS, the rest inline. Xet storage is not implemented: tests must set

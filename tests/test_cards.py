@@ -13,7 +13,7 @@ import pytest
 import yaml
 from datasets import Dataset, Features, Value
 
-from magpie_datasets import cards
+from magpie_datasets.publish import cards
 from tests.published_sample import published_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value, load_from_disk
 
-from magpie_datasets.checkpoint import (
+from magpie_datasets.runners.checkpoint import (
     CheckpointMismatchError,
     check_output,
     run_identity,
@@ -156,7 +156,7 @@ CHILD = textwrap.dedent(
     """
     import hashlib, sys, time
     from datasets import Dataset
-    from magpie_datasets.checkpoint import run_identity, run_resumable, save_dataset
+    from magpie_datasets.runners.checkpoint import run_identity, run_resumable, save_dataset
 
     def digest(batch, salt):
         time.sleep(0.03)  # slow enough to be killed mid-run
@@ -232,7 +232,11 @@ def one_torch_thread():
 def test_resumed_generation_equals_an_uninterrupted_one(tmp_path, monkeypatch, one_torch_thread):
     """Steps 1 and 2 on the embedded model (sampled step 1, greedy step 2, seed 5)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
+    from magpie_datasets.stages.generate import (
+        add_magpie_instructions,
+        empty,
+        generate_responses,
+    )
 
     options = {"engine_options": {"batch_size": 2}, "max_tokens": 6, "seed": 5}
     steps = [(add_magpie_instructions, options), (generate_responses, options), (crash_after_first_batch, {})]

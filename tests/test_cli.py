@@ -55,7 +55,12 @@ def test_generate_records_the_step_2_options_it_was_given(tmp_path, capsys):
 
 
 def test_generate_defaults_suit_the_model():
-    from magpie_datasets.cli import EMBEDDED_DEFAULTS, PAPER_DEFAULTS, build_parser, fill_model_defaults
+    from magpie_datasets.cli import (
+        EMBEDDED_DEFAULTS,
+        PAPER_DEFAULTS,
+        build_parser,
+        fill_model_defaults,
+    )
 
     embedded = build_parser().parse_args(["generate", "--num-rows", "1", "--output", "o"])
     assert fill_model_defaults(embedded) == EMBEDDED_DEFAULTS  # printed by the CLI

@@ -9,15 +9,15 @@ from collections import Counter
 import pytest
 
 import magpie_datasets as magpie
-from magpie_datasets.control import (
+from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.control import (
     PRESETS,
     add_controlled_instructions,
     assign_system_prompts,
     language_prompt,
     system_prompt_of,
 )
-from magpie_datasets.generate import add_magpie_instructions
-from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.generate import add_magpie_instructions
 
 ROW_IDS = [f"row-{i}" for i in range(1000)]
 

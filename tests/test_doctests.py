@@ -6,8 +6,8 @@ import pytest
 
 import magpie_datasets.engines.base as base
 import magpie_datasets.engines.vllm as vllm_engine
-import magpie_datasets.generate as generate
 import magpie_datasets.recipes as recipes
+import magpie_datasets.stages.generate as generate
 import magpie_datasets.version as version
 
 

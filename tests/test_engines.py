@@ -13,11 +13,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+)
 
-from magpie_datasets import embedded
-from magpie_datasets.embedded import EMBEDDED_CHAT_MODEL, minilm_dir, smollm2_dir
-from magpie_datasets.engines import ModelNotAvailableError, Sampling, load_engine, resolve_model
+from magpie_datasets.engines import (
+    ModelNotAvailableError,
+    Sampling,
+    embedded,
+    load_engine,
+    resolve_model,
+)
+from magpie_datasets.engines.embedded import (
+    EMBEDDED_CHAT_MODEL,
+    minilm_dir,
+    smollm2_dir,
+)
 
 # SmolLM2's own template: a default system turn, then the user header (Magpie step 1)
 PRE_QUERY = (
@@ -296,7 +309,7 @@ def test_embedded_conversion_is_atomic(tmp_path):
     """Killed mid-conversion: no model directory, only a temp dir that a later run removes."""
     env = {**os.environ, "MAGPIE_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     script = (
-        "import os, magpie_datasets.embedded as e\n"
+        "import os, magpie_datasets.engines.embedded as e\n"
         "def die(gguf, out, digest):\n"
         "    (out / 'config.json').write_text('{}')\n"  # half-written output...
         "    os._exit(9)\n"  # ...then killed
@@ -312,7 +325,7 @@ def test_embedded_conversion_is_atomic(tmp_path):
     old = time.time() - 7200
     os.utime(leftovers[0], (old, old))  # an abandoned temp dir from hours ago
     fake_convert = (
-        "import magpie_datasets.embedded as e\n"
+        "import magpie_datasets.engines.embedded as e\n"
         "def convert(gguf, out, digest):\n"
         "    (out / 'config.json').write_text('{\"converted\": true}')\n"
         "e._convert_gguf = convert\n"

@@ -16,10 +16,15 @@ from datasets import Dataset
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
-from trl.data_utils import apply_chat_template, extract_prompt, is_conversational, maybe_extract_prompt
+from trl.data_utils import (
+    apply_chat_template,
+    extract_prompt,
+    is_conversational,
+    maybe_extract_prompt,
+)
 
-from magpie_datasets.formats import to_messages, to_preference, to_sharegpt
 from magpie_datasets.schema import MissingColumnError, to_conversations
+from magpie_datasets.stages.formats import to_messages, to_preference, to_sharegpt
 
 CHATML = (
     "{% for message in messages %}"

@@ -9,8 +9,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import magpie_datasets as magpie
 from magpie_datasets import engines
-from magpie_datasets.generate import clean_instruction, text_issue
-from magpie_datasets.schema import INSTRUCTION_FEATURES, RESPONSE_FEATURES, MissingColumnError
+from magpie_datasets.schema import (
+    INSTRUCTION_FEATURES,
+    RESPONSE_FEATURES,
+    MissingColumnError,
+)
+from magpie_datasets.stages.generate import clean_instruction, text_issue
 from magpie_datasets.templates import magpie_template
 
 STEP1 = {"max_tokens": 40, "seed": 7}

@@ -9,17 +9,25 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 from datasets import Dataset
 
 from magpie_datasets import cli
-from magpie_datasets.checkpoint import CheckpointMismatchError, run_identity, run_resumable, save_dataset
 from magpie_datasets.engines import ModelNotAvailableError
-from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
+from magpie_datasets.runners.checkpoint import (
+    CheckpointMismatchError,
+    run_identity,
+    run_resumable,
+    save_dataset,
+)
 from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.generate import (
+    add_magpie_instructions,
+    empty,
+    generate_responses,
+)
 from magpie_datasets.templates import TemplateError, magpie_template
 
 PACKAGE = Path(__file__).resolve().parent.parent / "magpie_datasets"
@@ -75,7 +83,7 @@ def files_under(path: Path) -> set[str]:
 def smollm2_tokenizer():
     from transformers import AutoTokenizer
 
-    from magpie_datasets.embedded import smollm2_dir
+    from magpie_datasets.engines.embedded import smollm2_dir
 
     return AutoTokenizer.from_pretrained(smollm2_dir())
 
@@ -111,7 +119,8 @@ def test_empty_dataset(tmp_path, capsys):
         run_resumable(empty(0), [(add_magpie_instructions, {})], tmp_path / "ck")
 
     import ray
-    from magpie_datasets.ray_runner import run_on_ray
+
+    from magpie_datasets.runners.on_ray import run_on_ray
 
     with pytest.raises(ValueError, match="no rows"):
         run_on_ray(empty(0), [(add_magpie_instructions, {})], checkpoint_dir=tmp_path / "ck")
@@ -240,7 +249,7 @@ def assert_no_token(root: Path, caplog, capsys) -> None:
 
 
 def test_save_for_hub_with_a_token_in_the_environment(tmp_path, monkeypatch, caplog, capsys):
-    from magpie_datasets import hub
+    from magpie_datasets.publish import hub
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     caplog.set_level(logging.DEBUG)
     rows = Dataset.from_dict(
@@ -329,7 +338,7 @@ def garbage_chat_model_dir(base_model_dir, tmp_path_factory, smollm2_tokenizer):
 
 def test_a_judge_that_answers_garbage(garbage_chat_model_dir, one_torch_thread):
     # free answers: under the schema mask (the default) a judge cannot answer garbage
-    from magpie_datasets import tags
+    from magpie_datasets.stages import tags
 
     rows = Dataset.from_dict({"instruction": ["Write a poem about the sea.", "", "What is 2 + 2?"]})
     out = rows.map(
@@ -346,7 +355,7 @@ def test_a_judge_that_answers_garbage(garbage_chat_model_dir, one_torch_thread):
 
 
 def test_a_reward_model_of_the_wrong_type(base_model_dir, tmp_path):
-    from magpie_datasets import rewards
+    from magpie_datasets.stages import rewards
     rows = Dataset.from_dict({"instruction": ["Name a prime."], "response": ["7"]})
     with pytest.raises(rewards.RewardModelError, match="LlamaForCausalLM, not a sequence-classification reward model"):
         rows.map(rewards.add_rewards, batched=True, fn_kwargs={"model": str(base_model_dir)})
@@ -373,8 +382,9 @@ def test_generate_cli_never_writes_or_logs_the_environment_token(
 def test_build_cli_never_writes_or_logs_the_environment_token(
     tmp_path, monkeypatch, caplog, capsys, one_torch_thread
 ):
-    import magpie_datasets.recipes  # noqa: F401
     import yaml
+
+    import magpie_datasets.recipes  # noqa: F401
 
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     caplog.set_level(logging.DEBUG)

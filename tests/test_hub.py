@@ -19,9 +19,9 @@ import datasets
 import huggingface_hub.constants as hub_constants
 import pytest
 import yaml
-from datasets import Features, Value
+from datasets import Features
 
-from magpie_datasets.hub import load_dataset, push_to_hub, save_for_hub
+from magpie_datasets.publish.hub import load_dataset, push_to_hub, save_for_hub
 from tests.loopback_hub import LoopbackHub
 from tests.published_sample import published_dataset
 

@@ -3,8 +3,12 @@
 import pytest
 from datasets import Dataset, Features, Value
 
-from magpie_datasets.language import detect_languages, language_detector, tag_language
 from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.language import (
+    detect_languages,
+    language_detector,
+    tag_language,
+)
 
 SENTENCES = {
     "Write a short story about a lighthouse keeper who finds a message in a bottle.": "EN",

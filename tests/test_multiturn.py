@@ -10,8 +10,13 @@ from datasets import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import magpie_datasets as magpie
-from magpie_datasets.multiturn import MT_SYSTEM_PROMPT, add_turns, follow_up_prefix, turn_features
 from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.multiturn import (
+    MT_SYSTEM_PROMPT,
+    add_turns,
+    follow_up_prefix,
+    turn_features,
+)
 from magpie_datasets.templates import chat_prompt
 from tests.chat_tokenizers import fixture, fixture_tokenizer
 

@@ -14,7 +14,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets import engines
-from magpie_datasets.embedded import smollm2_dir
+from magpie_datasets.engines.embedded import smollm2_dir
 
 # peak RSS of the build's process tree (the CLI runs in a child of this wrapper)
 PEAK = (

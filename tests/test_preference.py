@@ -8,10 +8,15 @@ import pytest
 from datasets import Dataset
 
 import magpie_datasets as magpie
-from magpie_datasets.formats import to_preference
-from magpie_datasets.rewards import add_rewards
-from magpie_datasets.preference import PAIR_FEATURES, SAMPLE_FEATURES, add_response_samples, to_preference_pairs
 from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.formats import to_preference
+from magpie_datasets.stages.preference import (
+    PAIR_FEATURES,
+    SAMPLE_FEATURES,
+    add_response_samples,
+    to_preference_pairs,
+)
+from magpie_datasets.stages.rewards import add_rewards
 
 
 def msg(role, content):
@@ -119,7 +124,7 @@ def _tiny_reward_model(tmp_path):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    from magpie_datasets.embedded import smollm2_dir
+    from magpie_datasets.engines.embedded import smollm2_dir
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
     torch.manual_seed(0)

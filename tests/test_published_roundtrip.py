@@ -14,8 +14,8 @@ import yaml
 from datasets import Dataset, Features, Value, concatenate_datasets
 
 from magpie_datasets import schema
-from magpie_datasets.formats import to_messages
-from magpie_datasets.hub import load_dataset, save_for_hub
+from magpie_datasets.publish.hub import load_dataset, save_for_hub
+from magpie_datasets.stages.formats import to_messages
 from tests.published_sample import (
     PUBLISHED_FEATURES,
     PUBLISHED_FEATURES_YAML,

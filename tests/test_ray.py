@@ -6,13 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from datasets import ClassLabel, Dataset, Features, Value
-
 import ray  # the dev extra installs ray[data]
+from datasets import ClassLabel, Dataset, Features, Value
 from ray.cluster_utils import Cluster
 
-from magpie_datasets.checkpoint import run_resumable  # noqa: E402
-from magpie_datasets.ray_runner import run_on_ray  # noqa: E402
+from magpie_datasets.runners.checkpoint import run_resumable  # noqa: E402
+from magpie_datasets.runners.on_ray import run_on_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +117,11 @@ def test_one_actor_per_node_by_default_and_a_crashed_worker_is_retried(two_nodes
 def test_embedded_model_steps_1_and_2_match_a_single_process_run(two_nodes, tmp_path):
     import torch
 
-    from magpie_datasets.generate import add_magpie_instructions, empty, generate_responses
+    from magpie_datasets.stages.generate import (
+        add_magpie_instructions,
+        empty,
+        generate_responses,
+    )
 
     options = {"engine_options": {"batch_size": 2}}  # the engine other tests load too (one load per session)
     steps = [
@@ -143,9 +146,14 @@ def test_embedded_model_steps_1_and_2_match_a_single_process_run(two_nodes, tmp_
 
 
 def test_actors_load_only_the_models_the_rows_name(two_nodes, tmp_path):
-    from magpie_datasets.embedded import EMBEDDED_CHAT_MODEL
-    from magpie_datasets.generate import generate_responses
-    from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer, save_tiny_model
+    from magpie_datasets.engines.embedded import EMBEDDED_CHAT_MODEL
+    from magpie_datasets.stages.generate import generate_responses
+    from tests.tiny_models import (
+        CHATML,
+        CHATML_SPECIALS,
+        byte_tokenizer,
+        save_tiny_model,
+    )
 
     tiny = save_tiny_model(tmp_path / "tiny", byte_tokenizer(CHATML, CHATML_SPECIALS, name=str(tmp_path / "tiny")))
     ds = Dataset.from_dict({"instruction": ["Name a prime.", "Say hi.", "", "Count to 3."], "model": [tiny] * 4})

@@ -17,9 +17,16 @@ import datasets
 import pytest
 import yaml
 
-from magpie_datasets import language, recipes
-from magpie_datasets.hub import load_dataset
-from magpie_datasets.recipes import RecipeError, load_recipe, recipe_from_dict, run_recipe, scaled, validate_recipe
+from magpie_datasets import recipes
+from magpie_datasets.publish.hub import load_dataset
+from magpie_datasets.recipes import (
+    RecipeError,
+    load_recipe,
+    recipe_from_dict,
+    scaled,
+    validate_recipe,
+)
+from magpie_datasets.stages import language
 from tests.published_sample import PUBLISHED_FEATURES, write_published_repo
 
 ROOT = Path(__file__).parents[1]

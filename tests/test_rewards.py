@@ -13,7 +13,7 @@ from datasets import Dataset
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets.engines import ModelNotAvailableError
-from magpie_datasets.rewards import (
+from magpie_datasets.stages.rewards import (
     BASE_FEATURES,
     EMBEDDED_BASE_MODEL,
     REWARD_FEATURES,

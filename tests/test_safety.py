@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets.engines import ModelNotAvailableError, load_engine
-from magpie_datasets.safety import GUARD_MODEL, SAFETY_FEATURES, parse_guard_answer, tag_safety
+from magpie_datasets.stages.safety import (
+    GUARD_MODEL,
+    SAFETY_FEATURES,
+    parse_guard_answer,
+    tag_safety,
+)
 from magpie_datasets.templates import chat_prompt
 from tests.published_sample import published_dataset
 from tests.tiny_models import GUARD_TEMPLATE, byte_tokenizer, save_tiny_model

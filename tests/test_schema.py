@@ -1,7 +1,8 @@
 import doctest
 
-import magpie_datasets.schema as schema
 from datasets import Dataset
+
+import magpie_datasets.schema as schema
 
 
 def test_schema_doctests():

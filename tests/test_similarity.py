@@ -10,7 +10,7 @@ from datasets import Dataset, Features, Value
 
 from magpie_datasets.engines import ModelNotAvailableError
 from magpie_datasets.schema import MissingColumnError
-from magpie_datasets.similarity import min_neighbor_distance, neighbor_stats
+from magpie_datasets.stages.similarity import min_neighbor_distance, neighbor_stats
 
 DISTINCT = [
     "How do I bake sourdough bread at home?",
@@ -79,7 +79,7 @@ def tagged():
 def brute_force_distances():
     from sentence_transformers import SentenceTransformer
 
-    from magpie_datasets.embedded import minilm_dir
+    from magpie_datasets.engines.embedded import minilm_dir
 
     vectors = SentenceTransformer(minilm_dir(), device="cpu").encode(_texts(), normalize_embeddings=True)
     diff = vectors[:, None, :] - vectors[None, :, :]

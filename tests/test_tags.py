@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from magpie_datasets.tags import (
+from magpie_datasets.stages.tags import (
     DIFFICULTY_LABELS,
     QUALITY_LABELS,
     TAG_COLUMNS,

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magpie_datasets.tags import (
+from magpie_datasets.stages.tags import (
     DIFFICULTY_LABELS,
     LABEL_COLUMN,
     QUALITY_LABELS,

@@ -18,7 +18,14 @@ from magpie_datasets.templates import (
     magpie_template,
     next_user_prefix,
 )
-from tests.chat_tokenizers import ADDS_BOS, FIXTURE_NAMES, FIXTURES_DIR, fixture, fixture_tokenizer, make_tokenizer
+from tests.chat_tokenizers import (
+    ADDS_BOS,
+    FIXTURE_NAMES,
+    FIXTURES_DIR,
+    fixture,
+    fixture_tokenizer,
+    make_tokenizer,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -393,10 +400,10 @@ def test_adds_bos_table_names_real_fixtures():
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("magpie_datasets.embedded") is None, reason="magpie_datasets.embedded not written yet"
+    importlib.util.find_spec("magpie_datasets.engines.embedded") is None, reason="magpie_datasets.engines.embedded not written yet"
 )
 def test_embedded_smollm2_tokenizer():
-    from magpie_datasets.embedded import smollm2_dir
+    from magpie_datasets.engines.embedded import smollm2_dir
 
     tok = AutoTokenizer.from_pretrained(smollm2_dir())
     template = magpie_template(tok)

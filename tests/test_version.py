@@ -11,8 +11,9 @@ import pytest
 from datasets import Dataset
 
 import magpie_datasets as magpie
-from magpie_datasets import checkpoint, filters, version
+from magpie_datasets import filters, version
 from magpie_datasets.recipes import MAP_STAGES
+from magpie_datasets.runners import checkpoint
 
 
 def fingerprint_after(fn) -> str:

@@ -18,8 +18,8 @@ import textwrap
 
 import pytest
 
-from magpie_datasets import tags as tagging
 from magpie_datasets.engines.vllm import vllm_settings
+from magpie_datasets.stages import tags as tagging
 
 SCRIPT = textwrap.dedent(
     '''

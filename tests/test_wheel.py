@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "magpie_datasets"
-TEMPLATES = sorted(p.relative_to(ROOT).as_posix() for p in (PACKAGE / "card_templates").glob("*.jinja"))
+TEMPLATES = sorted(p.relative_to(ROOT).as_posix() for p in (PACKAGE / "publish" / "card_templates").glob("*.jinja"))
 CONFIG = "wheel-check"
 # Not copied into the build: the build writes build/ and *.egg-info into its source, and the
 # working tree is shared, so it builds from a copy.
@@ -35,7 +35,7 @@ import datasets, magpie_datasets
 ds = datasets.load_from_disk("out")
 folder = magpie_datasets.save_for_hub(ds, "hub", config_name={CONFIG!r}, repo_id="me/wheel",
                                       stages=[{{"stage": "generate", "rows": len(ds)}}])
-back = magpie_datasets.hub.load_dataset(folder, {CONFIG!r}, split="train")
+back = magpie_datasets.publish.hub.load_dataset(folder, {CONFIG!r}, split="train")
 print(json.dumps({{"package": magpie_datasets.__file__, "rows": len(ds), "loaded_rows": len(back),
                   "same_features": back.features == ds.features}}))
 """
@@ -79,8 +79,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_package_source_has_no_symlinks():
     links = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*") if p.is_symlink()]
     assert links == []  # a wheel drops what a symlink points to outside the package
-    assert TEMPLATES == ["magpie_datasets/card_templates/config_section.md.jinja",
-                         "magpie_datasets/card_templates/dataset_card.md.jinja"]
+    assert TEMPLATES == ["magpie_datasets/publish/card_templates/config_section.md.jinja",
+                         "magpie_datasets/publish/card_templates/dataset_card.md.jinja"]
 
 
 def test_wheel_holds_every_module_and_the_card_templates_as_files(wheel):

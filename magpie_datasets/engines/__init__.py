@@ -23,8 +23,8 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
-from ..embedded import EMBEDDED_CHAT_MODEL, smollm2_dir
 from .base import Completion, Engine, Sampling
+from .embedded import EMBEDDED_CHAT_MODEL, smollm2_dir
 
 __all__ = [
     "ENGINES",

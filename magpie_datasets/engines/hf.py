@@ -28,7 +28,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from .base import Completion, Sampling, counted, encode_prompts, prompt_seeds, split_stops
+from .base import (
+    Completion,
+    Sampling,
+    counted,
+    encode_prompts,
+    prompt_seeds,
+    split_stops,
+)
 
 _DTYPES = {
     "float32": torch.float32,

@@ -18,7 +18,14 @@ import hashlib
 import os
 from typing import Any, Mapping, Sequence
 
-from .base import Completion, Sampling, counted, encode_prompts, prompt_seeds, split_stops
+from .base import (
+    Completion,
+    Sampling,
+    counted,
+    encode_prompts,
+    prompt_seeds,
+    split_stops,
+)
 
 _DEFAULTS = {"enable_prefix_caching": True}  # every prompt of a stage shares the template's prefix
 _CPU_DEFAULTS = {

@@ -20,12 +20,12 @@ from typing import Any, Mapping, Sequence
 
 from datasets import Features, List, Value
 
-from .embedded import EMBEDDED_BASE_MODEL, gemma_base_dir
-from .engines import cached_model, load_engine, resolve_model
-from .engines.base import Sampling
-from .schema import require_columns, typed_batch
-from .templates import chat_prompt
-from .version import versioned
+from ..engines import cached_model, load_engine, resolve_model
+from ..engines.base import Sampling
+from ..engines.embedded import EMBEDDED_BASE_MODEL, gemma_base_dir
+from ..schema import require_columns, typed_batch
+from ..templates import chat_prompt
+from ..version import versioned
 
 DEFAULT_REWARD_MODEL = "sfairXC/FsfairX-LLaMA3-RM-v0.1"  # the reward model of the authors' Pro datasets
 

@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset
 
-from .schema import require_columns
+from ..schema import require_columns
 
 STAGE = "min_neighbor_distance"
 NEIGHBOR_COLUMNS = ("min_neighbor_distance", "repeat_count", "min_similar_uuid")
@@ -239,7 +239,7 @@ def _encoder(model: str | None, device: str | None, batch_size: int) -> Callable
 def _sentence_model(path: str, device: str | None):
     from sentence_transformers import SentenceTransformer
 
-    from .engines import cached_model
+    from ..engines import cached_model
 
     return cached_model(
         ("embedder", path, device), lambda: SentenceTransformer(path, device=device, local_files_only=True)
@@ -248,8 +248,8 @@ def _sentence_model(path: str, device: str | None):
 
 def _model_dir(model: str | None) -> str:
     """Local folder of the embedding model: embedded MiniLM, a directory, or the HF cache."""
-    from .embedded import minilm_dir
-    from .engines import resolve_model
+    from ..engines import resolve_model
+    from ..engines.embedded import minilm_dir
 
     if model is None:
         return minilm_dir()

@@ -19,11 +19,11 @@ from typing import Any, Mapping, Sequence
 
 from datasets import Features, List, Value
 
-from .engines import load_engine
-from .engines.base import Sampling
-from .schema import require_columns, typed_batch
-from .templates import chat_prompt, magpie_template
-from .version import versioned
+from ..engines import load_engine
+from ..engines.base import Sampling
+from ..schema import require_columns, typed_batch
+from ..templates import chat_prompt, magpie_template
+from ..version import versioned
 
 TASK_CATEGORIES = (
     "Information seeking",

@@ -17,9 +17,9 @@ from typing import Any, Mapping
 
 from datasets import Dataset, Features, Value
 
-from .engines import load_engine
-from .engines.base import Sampling, dtype_name
-from .schema import (
+from ..engines import load_engine
+from ..engines.base import Sampling, dtype_name
+from ..schema import (
     INSTRUCTION_FEATURES,
     RESPONSE_FEATURES,
     batch_size_of,
@@ -28,8 +28,8 @@ from .schema import (
     to_conversations,
     typed_batch,
 )
-from .templates import chat_prompt, magpie_template
-from .version import versioned
+from ..templates import chat_prompt, magpie_template
+from ..version import versioned
 
 # Where a sampled "instruction" starts answering itself (the release's sanitizer).
 ANSWER_LEAK = re.compile(r"\n\s*(?:#+\s*)?(?:Answer|Solution|Response|Step 1)\b\s*:?|\n\s*##\s*Step\s*1\b")

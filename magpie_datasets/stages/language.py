@@ -18,8 +18,8 @@ from typing import Any
 
 from datasets import Value
 
-from .schema import require_columns, typed_batch
-from .version import versioned
+from ..schema import require_columns, typed_batch
+from ..version import versioned
 
 LANGUAGE_FEATURES = {"language": Value("string")}
 
@@ -27,7 +27,9 @@ LANGUAGE_FEATURES = {"language": Value("string")}
 @lru_cache(maxsize=2)
 def language_detector(low_accuracy: bool = False):
     """The process-wide lingua detector over all languages (built lazily, cached)."""
-    from lingua import LanguageDetectorBuilder  # heavy native module: import on first use
+    from lingua import (
+        LanguageDetectorBuilder,  # heavy native module: import on first use
+    )
 
     builder = LanguageDetectorBuilder.from_all_languages()
     if low_accuracy:

@@ -23,10 +23,10 @@ from typing import Any, Callable, Mapping
 
 from datasets import Dataset
 
-from .schema import require_columns
+from ..schema import require_columns
+from ..version import __version__
 from .tags import DIFFICULTY_LABELS as DIFFICULTY
 from .tags import QUALITY_LABELS as QUALITY
-from .version import __version__
 
 CODING_TASK = "Coding & Debugging"
 

@@ -16,11 +16,11 @@ from typing import Any, Mapping
 
 from datasets import Features, Value
 
-from .engines import load_engine
-from .engines.base import Sampling
-from .schema import require_columns, typed_batch
-from .templates import chat_prompt
-from .version import versioned
+from ..engines import load_engine
+from ..engines.base import Sampling
+from ..schema import require_columns, typed_batch
+from ..templates import chat_prompt
+from ..version import versioned
 
 GUARD_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"
 

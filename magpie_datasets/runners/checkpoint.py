@@ -36,8 +36,8 @@ from datasets.features.features import get_nested_type
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-from .engines.base import generated_tokens
-from .version import __version__
+from ..engines.base import generated_tokens
+from ..version import __version__
 
 __all__ = [
     "CheckpointMismatchError",

@@ -30,7 +30,13 @@ from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
 from datasets.data_files import sanitize_patterns
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, DatasetCardData, HfApi
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    DatasetCard,
+    DatasetCardData,
+    HfApi,
+)
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
 from .cards import PLOTS_DIR, Plot, card_with_plots, render_card

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 
 from datasets import Features, Sequence, Value
 
+from ..schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
+from ..version import versioned
 from .generate import answer_instructions
-from .schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
-from .version import versioned
 
 MESSAGES = [{"role": Value("string"), "content": Value("string")}]
 

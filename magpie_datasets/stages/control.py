@@ -18,9 +18,9 @@ from typing import Any, Mapping, Sequence
 
 from datasets import Features, Value
 
+from ..schema import INSTRUCTION_FEATURES, batch_size_of, require_columns, typed_batch
+from ..version import versioned
 from .generate import add_magpie_instructions
-from .schema import INSTRUCTION_FEATURES, batch_size_of, require_columns, typed_batch
-from .version import versioned
 
 # In our own words, after the paper's fig. 15 (math, code, translation assistants).
 PRESETS = {

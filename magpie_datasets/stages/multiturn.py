@@ -14,12 +14,25 @@ from typing import Any, Mapping, Sequence
 
 from datasets import Features, Value
 
-from .engines import load_engine
-from .engines.base import Sampling, dtype_name
-from .generate import answering_models, clean_instruction, markup_tokens, row_keys, row_seed, text_issue
-from .schema import CONVERSATIONS, batch_size_of, require_columns, to_conversations, typed_batch
-from .templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
-from .version import versioned
+from ..engines import load_engine
+from ..engines.base import Sampling, dtype_name
+from ..schema import (
+    CONVERSATIONS,
+    batch_size_of,
+    require_columns,
+    to_conversations,
+    typed_batch,
+)
+from ..templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
+from ..version import versioned
+from .generate import (
+    answering_models,
+    clean_instruction,
+    markup_tokens,
+    row_keys,
+    row_seed,
+    text_issue,
+)
 
 # Paper fig. 14 (quoted in DESIGN §5).
 MT_SYSTEM_PROMPT = (

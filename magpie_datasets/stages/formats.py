@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .schema import batch_size_of, require_columns, to_conversations
-from .version import versioned
+from ..schema import batch_size_of, require_columns, to_conversations
+from ..version import versioned
 
 # ShareGPT speaker <-> chat role. "user"/"assistant" are accepted as ShareGPT speakers too,
 # since several public ShareGPT sets write them.

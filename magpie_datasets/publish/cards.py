@@ -6,7 +6,7 @@
     ])
     card.save("out/README.md")   # plots are already in out/plots/default/*.png
 
-`magpie_datasets.hub` wraps this with the data files (`save_for_hub`, `push_to_hub`).
+`magpie_datasets.publish.hub` wraps this with the data files (`save_for_hub`, `push_to_hub`).
 
 The card is a `huggingface_hub.DatasetCard` rendered from the Jinja templates in the
 package's `card_templates/` folder (package data, read with `importlib.resources`). Each
@@ -186,7 +186,9 @@ def write_plots(ds: Dataset, directory: str | Path, relative_to: str | Path | No
 
     Writes `directory/<column>.png`; `Plot.file` is relative to `relative_to` (default: directory).
     """
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
+    from matplotlib.figure import (
+        Figure,  # no pyplot: no global state, no display backend
+    )
 
     ds = _snapshot(ds)
     directory = Path(directory)

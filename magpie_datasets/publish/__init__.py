@@ -1,0 +1,1 @@
+"""Publishing: dataset cards (statistics, plots, rendering) and the Hub repository layout."""

@@ -1,0 +1,1 @@
+"""Running stages exactly once: resumable checkpoints, and a Ray cluster."""

@@ -1,0 +1,1 @@
+"""The stages: batched `Dataset.map` functions, `Dataset.filter` predicates and whole-dataset steps."""
