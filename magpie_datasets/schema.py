@@ -1,7 +1,9 @@
-"""Column names, `datasets.Features` and row helpers shared by every stage.
+"""The columns: every stage's output `Features`, the label vocabularies, and row helpers.
 
-The names and types follow the authors' published Magpie datasets (DESIGN §5),
-so our output and theirs concatenate and load back with the same features.
+Names and types follow the authors' published Magpie datasets (see docs/design.md, Columns),
+so our output and theirs concatenate and load back with the same features. Columns the
+published sets do not have are ours: `*_issue` (why a row may be unusable) and `*_configs`
+(the settings that decided a stage's output, recorded per row with `record`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,31 @@ import uuid
 from typing import Any, Mapping
 
 import pyarrow as pa
-from datasets import Features, Sequence, Value
+from datasets import Features, List, Sequence, Value
 from datasets.features.features import get_nested_type
+
+_s = Value("string")
+
+# --- label vocabularies (paper §3.2 / appendix C), worst to best where ordered ---------------
+
+TASK_CATEGORIES = (
+    "Information seeking",
+    "Reasoning",
+    "Planning",
+    "Editing",
+    "Coding & Debugging",
+    "Math",
+    "Role playing",
+    "Data analysis",
+    "Creative writing",
+    "Advice seeking",
+    "Brainstorming",
+    "Others",
+)
+QUALITY_LABELS = ("very poor", "poor", "average", "good", "excellent")
+DIFFICULTY_LABELS = ("very easy", "easy", "medium", "hard", "very hard")
+
+# --- steps 1 and 2 ---------------------------------------------------------------------------
 
 GEN_INPUT_CONFIGS = {
     "temperature": Value("float64"),
@@ -29,8 +54,10 @@ GEN_RESPONSE_CONFIGS = {
     "max_tokens": Value("int64"),
     "stop_tokens": Sequence(Value("string")),
     "output_generator": Value("string"),
+    "model_source": Value("string"),
     "engine": Value("string"),
     "dtype": Value("string"),
+    "seed": Value("int64"),
 }
 
 CONVERSATIONS = [{"from": Value("string"), "value": Value("string")}]
@@ -41,6 +68,7 @@ INSTRUCTION_OPTIONS = {
     "early_stop": Value("bool"),
     "sanitize": Value("bool"),
     "system_prompt": Value("string"),
+    "model_source": Value("string"),
     "engine": Value("string"),
     "dtype": Value("string"),
 }
@@ -66,6 +94,208 @@ RESPONSE_FEATURES = Features(
         "response_length": Value("int64"),
     }
 )
+
+
+CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": _s})
+
+# --- multi-turn (paper §4.3, MAGPIE-MT) -------------------------------------------------------
+
+GEN_MT_CONFIGS = {
+    "temperature": Value("float64"),
+    "top_p": Value("float64"),
+    "max_tokens": Value("int64"),
+    "response_temperature": Value("float64"),
+    "response_max_tokens": Value("int64"),
+    "response_repetition_penalty": Value("float64"),
+    "response_penalize_prompt": Value("bool"),
+    "early_stop": Value("bool"),
+    "sanitize": Value("bool"),
+    "system_prompt": _s,  # the MT prompt as used; null where the template has no system role
+    "input_generator": _s,
+    "model_source": _s,
+    "seed": Value("int64"),
+    "engine": _s,
+    "dtype": _s,
+}
+
+
+def turn_features(num_turns: int) -> Features:
+    """Features of the columns `add_turns(..., num_turns=num_turns)` writes.
+
+    >>> list(turn_features(3))[:4]
+    ['instruction_2', 'response_2', 'instruction_3', 'response_3']
+    """
+    columns: dict[str, Any] = {}
+    for k in range(2, num_turns + 1):
+        columns[f"instruction_{k}"] = _s
+        columns[f"response_{k}"] = _s
+    columns["conversations"] = CONVERSATIONS
+    columns["turns_issue"] = _s
+    columns["gen_mt_configs"] = GEN_MT_CONFIGS
+    return Features(columns)
+
+
+# --- preference pairs (MAGPIE-DPO) ------------------------------------------------------------
+
+MESSAGES = [{"role": _s, "content": _s}]
+
+SAMPLE_FEATURES = Features(
+    {"responses": Sequence(_s), "response_issues": Sequence(_s), "gen_response_configs": GEN_RESPONSE_CONFIGS}
+)
+
+PAIR_FEATURES = Features(
+    {
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "chosen_score": Value("float64"),
+        "rejected_score": Value("float64"),
+        "pair_issue": _s,
+    }
+)
+
+# --- tags -------------------------------------------------------------------------------------
+
+TAG_CONFIGS = {
+    "tags": Sequence(_s),
+    "column": _s,
+    "model": _s,
+    "model_source": _s,
+    "engine": _s,
+    "dtype": _s,
+    "constrained": Value("bool"),  # as decoded: False where the engine cannot constrain
+    "max_tokens": Value("int64"),
+}
+
+TAG_FEATURES = Features(
+    {
+        "task_category": _s,
+        "other_task_category": List(_s),
+        "task_category_generator": _s,
+        "task_category_raw_answer": _s,
+        "input_quality": _s,
+        "quality_explanation": _s,
+        "quality_generator": _s,
+        "quality_raw_answer": _s,
+        "intent": _s,
+        "knowledge": _s,
+        "difficulty": _s,
+        "difficulty_generator": _s,
+        "difficulty_raw_answer": _s,
+        "tag_configs": TAG_CONFIGS,
+    }
+)
+
+SAFETY_CONFIGS = {
+    "column": _s,
+    "model": _s,
+    "model_source": _s,
+    "engine": _s,
+    "dtype": _s,
+    "max_tokens": Value("int64"),
+}
+SAFETY_FEATURES = Features(
+    {"llama_guard_2": _s, "safety_model": _s, "safety_raw_answer": _s, "safety_configs": SAFETY_CONFIGS}
+)
+
+LANGUAGE_CONFIGS = {"column": _s, "detector": _s, "low_accuracy": Value("bool")}
+LANGUAGE_FEATURES = Features({"language": _s, "language_configs": LANGUAGE_CONFIGS})
+
+# --- rewards ----------------------------------------------------------------------------------
+
+REWARD_CONFIGS = {
+    "column": _s,
+    "model": _s,
+    "model_source": _s,
+    "dtype": _s,
+    "max_length": Value("int64"),
+}
+REWARD_FEATURES = Features(
+    {"instruct_reward": Value("float64"), "reward_model": _s, "reward_configs": REWARD_CONFIGS}
+)
+SCORES = List({"score": Value("float64")})  # one {score} per response, e.g. `rewards_armorm`
+
+BASE_CONFIGS = {
+    "base_model": _s,
+    "model_source": _s,
+    "engine": _s,
+    "dtype": _s,
+    "prompt": _s,  # the few-shot prompt around {instruction}
+    "max_tokens": Value("int64"),
+}
+BASE_FEATURES = Features(
+    {
+        "base_output": _s,
+        "base_reward": Value("float64"),
+        "reward_difference": Value("float64"),
+        "base_model": _s,
+        "base_configs": BASE_CONFIGS,
+    }
+)
+
+# --- nearest neighbours -----------------------------------------------------------------------
+
+NEIGHBOR_CONFIGS = {
+    "column": _s,
+    "embedding_model": _s,
+    "model_source": _s,
+    "threshold": Value("float64"),
+    "index": _s,  # "exact" (IndexFlatL2) or "ivf"
+    "nprobe": Value("int64"),
+}
+NEIGHBOR_FEATURES = Features(
+    {
+        "min_neighbor_distance": Value("float64"),
+        "repeat_count": Value("int64"),
+        "min_similar_uuid": _s,
+        "neighbor_configs": NEIGHBOR_CONFIGS,
+    }
+)
+
+# --- training formats -------------------------------------------------------------------------
+
+SFT_FEATURES = Features({"messages": MESSAGES})
+SHAREGPT_FEATURES = Features({"conversations": CONVERSATIONS})
+DPO_FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES})
+
+
+def record(struct: Mapping[str, Any], **values: Any) -> dict[str, Any]:
+    """A stage's settings as one row's `*_configs` value, each cast to its field's type.
+
+    Every field of `struct` must be given (None allowed) and nothing else, so a setting added
+    to a stage cannot go unrecorded or be recorded under a name the Features lack.
+
+    >>> record({"seed": Value("int64"), "top_p": Value("float64")}, seed=3, top_p=1)
+    {'seed': 3, 'top_p': 1.0}
+    >>> record({"seed": Value("int64")}, seed=3, temperature=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: record(): temperature not in this config's fields (seed); missing: none
+    """
+    extra, missing = sorted(set(values) - set(struct)), sorted(set(struct) - set(values))
+    if extra or missing:
+        raise ValueError(
+            f"record(): {', '.join(extra) or 'nothing'} not in this config's fields ({', '.join(struct)}); "
+            f"missing: {', '.join(missing) or 'none'}"
+        )
+    return {name: _cast(feature, values[name]) for name, feature in struct.items()}
+
+
+def _cast(feature: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(feature, (List, Sequence)):
+        return [_cast(feature.feature, v) for v in value]
+    dtype = getattr(feature, "dtype", None)
+    if dtype in ("float64", "float32"):
+        return float(value)
+    if dtype in ("int64", "int32"):
+        return int(value)
+    if dtype == "bool":
+        return bool(value)
+    if dtype == "string":
+        return str(value)
+    return value
 
 
 class TypedList(list):

