@@ -352,6 +352,7 @@ def test_a_judge_that_answers_garbage(garbage_chat_model_dir, one_torch_thread):
     assert raw[0] and raw[2] and raw[1] is None  # what the judge said is kept; the empty row was not sent
     assert out["quality_generator"][0] == str(garbage_chat_model_dir)
     assert out.features["input_quality"].dtype == "string"  # typed even though all None
+    assert out["tag_configs"][1] is None and out["tag_configs"][0]["constrained"] is False
 
 
 def test_a_reward_model_of_the_wrong_type(base_model_dir, tmp_path):

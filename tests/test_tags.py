@@ -105,6 +105,8 @@ def test_unknown_tag_is_a_clear_error():
         parse_tag_answer("safety", "{}")
     with pytest.raises(ValueError, match="unknown tags"):
         tag_with_llm({"instruction": ["hi"]}, tags=["sentiment"])
+    with pytest.raises(TypeError):  # every option is a keyword
+        tag_with_llm({"instruction": ["hi"]}, ["quality"])
 
 
 # --- parsing: properties -------------------------------------------------------------------
@@ -170,16 +172,22 @@ def garbage_judge(tmp_path_factory):
 
 def test_known_answer_goes_through_prefill_stop_and_parse(coding_judge):
     out = tag_with_llm({"instruction": ["Fix my loop", "  "]}, tags=["task_category"], model=coding_judge, max_tokens=8, constrained=False)
-    assert set(out) == set(TAG_COLUMNS["task_category"])
+    assert set(out) == {*TAG_COLUMNS["task_category"], "tag_configs"}
     assert out["task_category"] == ["Coding & Debugging", None]
     assert out["other_task_category"] == [["Math"], []]
     assert out["task_category_generator"] == [coding_judge, None]
     assert out["task_category_raw_answer"] == [None, None]
+    configs, unsent = out["tag_configs"]
+    assert unsent is None  # the empty instruction was not sent
+    assert configs == {"tags": ["task_category"], "column": "instruction", "model": coding_judge,
+                       "model_source": os.path.abspath(coding_judge), "engine": "transformers", "dtype": "float32",
+                       "constrained": False, "max_tokens": 8}
 
 
 def test_garbage_answer_keeps_raw_text_and_never_fails(garbage_judge):
     out = tag_with_llm({"instruction": ["Write a poem", "Sum 2+2"]}, model=garbage_judge, max_tokens=6, constrained=False)
-    assert set(out) == {c for tag in TAG_COLUMNS.values() for c in tag}
+    assert set(out) == {c for tag in TAG_COLUMNS.values() for c in tag} | {"tag_configs"}
+    assert [c["tags"] for c in out["tag_configs"]] == [["task_category", "quality", "difficulty"]] * 2
     for label in ("task_category", "input_quality", "difficulty"):
         assert out[label] == [None, None]
     raw = out["quality_raw_answer"][0]
@@ -195,6 +203,9 @@ def test_first_batch_all_none_keeps_types_in_dataset_map(coding_judge):
         assert out.features[name] == TAG_FEATURES[name], name
     assert out["task_category"] == [None, None, "Coding & Debugging", "Coding & Debugging"]
     assert out["other_task_category"] == [[], [], ["Math"], ["Math"]]
+    assert out.features["tag_configs"] == TAG_FEATURES["tag_configs"]
+    assert out["tag_configs"][:2] == [None, None]  # a batch with no row sent loads no judge
+    assert {c["max_tokens"] for c in out["tag_configs"][2:]} == {8}
 
 
 @pytest.fixture(scope="module")
@@ -208,10 +219,12 @@ def test_constrained_decoding_makes_a_random_judge_name_allowed_labels(random_ju
     rows = {"instruction": ["Write a poem", "Sum 2+2", "Plan a trip"]}
     free = tag_with_llm(rows, model=random_judge, max_tokens=64, constrained=False)
     assert free["input_quality"] == [None] * 3  # gibberish gives no label ...
+    assert [c["constrained"] for c in free["tag_configs"]] == [False] * 3
     out = tag_with_llm(rows, model=random_judge, max_tokens=64)
     for column, allowed in ALLOWED.items():  # ... the schema-masked answer always names one
         assert all(label in allowed for label in out[column]), (column, out[column])
     assert out["quality_raw_answer"] == [None] * 3
+    assert [c["constrained"] for c in out["tag_configs"]] == [True] * 3  # the transformers engine can constrain
     for others, label in zip(out["other_task_category"], out["task_category"]):
         assert set(others) <= set(TASK_CATEGORIES) and label not in others
 
@@ -243,6 +256,8 @@ def test_embedded_judge_gives_only_allowed_labels_or_none():
     for row in out:
         assert set(row["other_task_category"]) <= set(TASK_CATEGORIES)
         assert row["task_category_generator"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert row["tag_configs"]["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert "sha256:" in row["tag_configs"]["model_source"] and row["tag_configs"]["max_tokens"] == 24
         for tag, label in LABEL_OF.items():
             # an unreadable answer is kept; a readable one is not repeated
             assert (row[label] is None) == (row[f"{tag}_raw_answer"] is not None), row

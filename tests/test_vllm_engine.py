@@ -300,6 +300,8 @@ def test_tag_with_llm_on_vllm_gives_legal_labels(results):
     for tag in ("task_category", "quality", "difficulty"):
         assert tagged[f"{tag}_generator"] == ["HuggingFaceTB/SmolLM2-135M-Instruct"] * len(TAGGED)
         assert tagged[f"{tag}_raw_answer"] == [None] * len(TAGGED)
+    # vLLM decoded under the JSON schema (structured outputs)
+    assert [(c["engine"], c["constrained"]) for c in tagged["tag_configs"]] == [("vllm", True)] * len(TAGGED)
 
 
 @pytest.mark.vllm
