@@ -226,8 +226,8 @@ def run_stage(stage: str, n: int, max_tokens: int, source: str | None, target: s
 
         model_dir = _reward_model(Path(target).parent / "reward-model")
         warm = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]]
-        rewards.score_conversations(warm, model_dir, trust_remote_code=False, batch_size=8, max_length=4096,
-                                    dtype=None, device=None)  # load once, as the engines are, outside the timing
+        # load once, as the engines are, outside the timing (the settings add_rewards uses below)
+        rewards.score_conversations(warm, model_dir, engine_options=None)
         clock.reset()
         out = ds.map(rewards.add_rewards, fn_kwargs={"model": model_dir}, **mapped)
     elif stage == "filters":

@@ -50,19 +50,21 @@ def base_model(tmp_path_factory):
 
 def test_scores_are_finite_deterministic_and_differ(reward_model):
     out = add_rewards({"instruction": QUESTIONS, "response": ANSWERS}, model=reward_model)
-    assert set(out) == {"instruct_reward", "reward_model"}
+    assert set(out) == {"instruct_reward", "reward_model", "reward_configs"}
     scores = out["instruct_reward"]
     assert all(isinstance(s, float) and math.isfinite(s) for s in scores)
     assert len(set(scores)) == 3
     assert add_rewards({"instruction": QUESTIONS, "response": ANSWERS}, model=reward_model)["instruct_reward"] == scores
     assert out["reward_model"] == [reward_model] * 3
+    assert out["reward_configs"] == [{"column": "response", "model": reward_model, "model_source": reward_model,
+                                      "dtype": "float32", "max_length": 4096}] * 3
     other = add_rewards({"instruction": QUESTIONS[:1], "response": ["5"]}, model=reward_model)["instruct_reward"][0]
     assert other != scores[0]
 
 
 def test_scores_do_not_depend_on_batching(reward_model):
     conversations = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}] for q, a in zip(QUESTIONS, ANSWERS)]
-    together = score_conversations(conversations, reward_model, batch_size=8)
+    together = score_conversations(conversations, reward_model, engine_options={"batch_size": 8})
     alone = [score_conversations([c], reward_model)[0] for c in conversations]
     assert together == pytest.approx(alone, abs=1e-5)
 
@@ -73,6 +75,8 @@ def test_missing_rows_get_none_and_types_hold_in_map(reward_model):
     assert out["instruct_reward"][0] is None and out["instruct_reward"][2] is None
     assert isinstance(out["instruct_reward"][1], float)
     assert out["reward_model"] == [None, reward_model, None]
+    assert out["reward_configs"][0] is None and out["reward_configs"][2] is None
+    assert out["reward_configs"][1]["model"] == reward_model
     for name, feature in REWARD_FEATURES.items():
         assert out.features[name] == feature
 
@@ -81,13 +85,14 @@ def test_list_of_responses_gives_one_score_each(reward_model):
     batch = {"instruction": QUESTIONS[:2] + [""], "responses": [ANSWERS, ["Red."], []]}
     out = add_rewards(batch, model=reward_model, column="responses")
     name = rewards_column_name(reward_model)
-    assert list(out) == [name] and name.startswith("rewards_")
+    assert list(out) == [name, "reward_configs"] and name.startswith("rewards_")
+    assert [c and c["column"] for c in out["reward_configs"]] == ["responses", "responses", None]
     first, second, third = out[name]
     assert [set(s) for s in first] == [{"score"}] * 3 and len(second) == 1 and third is None
     single = add_rewards({"instruction": [QUESTIONS[0]] * 3, "response": ANSWERS}, model=reward_model)
     assert [s["score"] for s in first] == pytest.approx(single["instruct_reward"], abs=1e-5)
     renamed = add_rewards(batch, model=reward_model, column="responses", output_column="rewards_tiny")
-    assert list(renamed) == ["rewards_tiny"]
+    assert list(renamed) == ["rewards_tiny", "reward_configs"]
     ds = Dataset.from_dict(batch).map(add_rewards, batched=True, fn_kwargs={"model": reward_model, "column": "responses"})
     assert ds[0][name] == first
 
@@ -145,9 +150,19 @@ def test_custom_code_needs_trust_remote_code(custom_code_model, reward_model):
     batch = {"instruction": QUESTIONS[:1], "response": ANSWERS[:1]}
     with pytest.raises(RewardModelError, match="trust_remote_code=True"):
         add_rewards(batch, model=custom_code_model)
-    trusted = add_rewards(batch, model=custom_code_model, trust_remote_code=True)["instruct_reward"][0]
+    trusted = add_rewards(batch, model=custom_code_model, engine_options={"trust_remote_code": True})["instruct_reward"][0]
     plain = add_rewards(batch, model=reward_model)["instruct_reward"][0]
     assert trusted == pytest.approx(plain + 100.0, abs=1e-4)  # its own `.score` was used
+
+
+def test_unknown_engine_option_is_one_clear_error(reward_model):
+    batch = {"instruction": ["hi"], "response": ["hello"]}
+    with pytest.raises(ValueError, match="unknown engine_options key 'tensor_parallel_size'.*batch_size, max_length"):
+        add_rewards(batch, model=reward_model, engine_options={"tensor_parallel_size": 2})
+    with pytest.raises(ValueError, match="reward_diff: unknown engine_options key 'batchsize'"):
+        reward_diff(batch, model=reward_model, engine_options={"batchsize": 2})
+    with pytest.raises(TypeError):  # the reward model's settings go in engine_options only
+        add_rewards(batch, model=reward_model, trust_remote_code=True)
 
 
 def test_unavailable_reward_model_is_one_clear_error():
@@ -166,6 +181,10 @@ def test_reward_diff_with_a_base_model(reward_model, base_model):
         assert isinstance(row["base_output"], str) and row["base_model"] == base_model
         assert row["reward_difference"] == row["instruct_reward"] - row["base_reward"]
         assert all(stop not in row["base_output"] for stop in URIAL_STOP)
+        assert row["base_configs"] == {"base_model": base_model, "model_source": base_model, "engine": "transformers",
+                                       "dtype": "float32", "prompt": urial_prompt("{instruction}"), "max_tokens": 6}
+        assert row["reward_configs"]["model"] == reward_model
+    assert out["base_configs"][0] is None
     for name, feature in {**REWARD_FEATURES, **BASE_FEATURES}.items():
         assert out.features[name] == feature
     # The base answer is scored by the same reward model as the instruction's response.
@@ -178,6 +197,10 @@ def test_reward_diff_reuses_an_existing_instruct_reward(reward_model, base_model
     out = reward_diff(batch, model=reward_model, base_model=base_model, max_tokens=4)
     assert out["instruct_reward"] == [10.0, 20.0]
     assert out["reward_difference"] == [10.0 - out["base_reward"][0], 20.0 - out["base_reward"][1]]
+    assert out["reward_configs"] == [None, None]  # reused: the batch does not say how they were scored
+    again = reward_diff({**batch, "reward_configs": [{"model": reward_model}] * 2}, model=reward_model,
+                        base_model=base_model, max_tokens=4)
+    assert again["reward_configs"] == [{"model": reward_model}] * 2  # reused with the rewards
 
 
 def test_published_rows_are_valid_input(reward_model, base_model):
@@ -199,6 +222,8 @@ def test_urial_prompt_shape():
 def test_embedded_gemma_base_model_answers(reward_model):
     out = reward_diff({"instruction": ["What is the capital of France?"], "response": ["Paris."]}, model=reward_model, max_tokens=12)
     assert out["base_model"] == [EMBEDDED_BASE_MODEL]
+    assert out["base_configs"][0]["base_model"] == EMBEDDED_BASE_MODEL
+    assert "sha256:" in out["base_configs"][0]["model_source"]
     assert isinstance(out["base_output"][0], str) and out["base_output"][0].strip()
     assert "# User:" not in out["base_output"][0]
     assert out["reward_difference"][0] == out["instruct_reward"][0] - out["base_reward"][0]
