@@ -1,4 +1,4 @@
-"""LLM-judged tags of an instruction: task category, input quality, difficulty (paper §3.2).
+"""LLM-judged tags of an instruction: task category, input quality, difficulty (paper §3).
 
     ds = ds.map(magpie.tag_with_llm, batched=True)
 

@@ -1,7 +1,7 @@
 """The words LLM judges use for the tag labels, and `normalize_label`, which maps them to a label.
 
 The label vocabularies are `schema.TASK_CATEGORIES`, `schema.QUALITY_LABELS` and
-`schema.DIFFICULTY_LABELS` (paper §3.2, appendix C); this module only reads them.
+`schema.DIFFICULTY_LABELS` (docs/design.md, Columns); this module only reads them.
 
     >>> normalize_label("coding", CATEGORY_LOOKUP), normalize_label("Very_Hard", DIFFICULTY_LOOKUP)
     ('Coding & Debugging', 'very hard')
