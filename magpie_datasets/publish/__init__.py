@@ -1,1 +1,2 @@
-"""Publishing: dataset cards (statistics, plots, rendering) and the Hub repository layout."""
+"""Publishing: `statistics` (what a card says about the rows), `plots` (its figures),
+`card` (the README) and `hub` (the Hub repository layout)."""

@@ -7,7 +7,7 @@
 
 The layout is the one `Dataset.push_to_hub` makes: shards `<data_dir>/<split>-NNNNN-of-NNNNN.parquet`
 (`data_dir` = "data" for the default config, else the config name) and a README whose YAML
-lists every config (`configs`, `dataset_info`), plus our card body and plots (`cards`).
+lists every config (`configs`, `dataset_info`), plus our card body and plots (`card`, `plots`).
 Saving or pushing a config merges into what is there; other configs are never dropped.
 Both render the card and plots before any data reaches the folder or the Hub.
 """
@@ -22,8 +22,9 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import datasets
 from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
@@ -39,7 +40,8 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
-from .cards import PLOTS_DIR, Plot, card_with_plots, render_card
+from .card import PLOTS_DIR, card_with_plots, render_card
+from .plots import Plot
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +144,8 @@ def push_to_hub(
     if not card:
         return push_data()
 
-    card_options = dict(config_name=config_name, split=split, repo_id=repo_id, stages=stages, license=license,
-                        title=title)
+    card_options = {"config_name": config_name, "split": split, "repo_id": repo_id, "stages": stages,
+                    "license": license, "title": title}
     with tempfile.TemporaryDirectory(prefix="magpie-card-") as tmp:
         root = Path(tmp) / "upload"
         # Plots and a trial card before the data push: an argument or rendering error surfaces
