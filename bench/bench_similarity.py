@@ -72,7 +72,7 @@ def run_text(n: int, compare_exact: bool, threads: int | None) -> dict:
     texts, planted = synthetic_texts(n)
     ds = Dataset.from_dict({"uuid": [conversation_uuid("bench", i) for i in range(n)], "instruction": texts})
     del texts
-    encode = similarity._encoder(None, "cpu", 128)
+    encode = similarity._encoder(similarity._model_dir(None), "cpu", 128)
     encode(["warm up"])  # model load is not part of the per-row cost
     rss_before = current_rss_mib()
 
@@ -94,7 +94,9 @@ def run_text(n: int, compare_exact: bool, threads: int | None) -> dict:
     stats = similarity.streamed_neighbor_stats(n, vectors_of, 0.05, similarity.DEFAULT_EXACT_MAX_ROWS, 16, 0)
     index_and_search = time.perf_counter() - start - spent["encode"]
     start = time.perf_counter()
-    out = similarity.attach_neighbor_columns(ds, stats)
+    config = {"column": "instruction", "embedding_model": None, "model_source": None, "threshold": 0.05,
+              "index": "exact" if exact else "ivf", "nprobe": None if exact else 16}
+    out = similarity.attach_neighbor_columns(ds, stats, config)
     attach = time.perf_counter() - start
     result = {
         "mode": "text", "rows": n, "index": "IndexFlatL2" if exact else "IndexIVFFlat",

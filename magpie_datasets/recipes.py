@@ -19,7 +19,7 @@ A recipe file:
       generator: meta-llama/Meta-Llama-3-8B-Instruct
       tagger: meta-llama/Meta-Llama-3-8B-Instruct
     stages:                             # run top to bottom
-      - stage: add_magpie_instructions  # a key of MAP_STAGES, FILTERS or DATASET_STAGES
+      - stage: add_magpie_instructions  # a stage of the table (stages/table.py): map, filter or dataset
         kwargs: {model: $generator, engine: $engine, temperature: 1.0}
         batch_size: 1000                # optional, map stages only
       - stage: language_is              # positional arguments, for filters like language_is(*codes)
@@ -50,60 +50,12 @@ import yaml
 from datasets import Dataset
 
 from .engines import release_engines
-from .stages import (
-    control,
-    filters,
-    formats,
-    generate,
-    language,
-    multiturn,
-    preference,
-    rewards,
-    safety,
-    similarity,
-    tags,
-)
+from .stages.generate import empty
+from .stages.table import STAGES, models_of, stage
 
-MAP_STAGES: dict[str, Callable[..., Any]] = {
-    "add_magpie_instructions": generate.add_magpie_instructions,
-    "add_controlled_instructions": control.add_controlled_instructions,
-    "generate_responses": generate.generate_responses,
-    "add_turns": multiturn.add_turns,
-    "add_response_samples": preference.add_response_samples,
-    "tag_with_llm": tags.tag_with_llm,
-    "tag_safety": safety.tag_safety,
-    "tag_language": language.tag_language,
-    "add_rewards": rewards.add_rewards,
-    "reward_diff": rewards.reward_diff,
-    "to_preference_pairs": preference.to_preference_pairs,
-    "to_messages": formats.to_messages,
-    "to_sharegpt": formats.to_sharegpt,
-}
-FILTERS: dict[str, Callable[..., Any]] = {
-    "min_quality": filters.min_quality,
-    "min_difficulty": filters.min_difficulty,
-    "min_reward": filters.min_reward,
-    "positive_reward_difference": filters.positive_reward_difference,
-    "not_ending_with": filters.not_ending_with,
-    "max_newlines": filters.max_newlines,
-    "language_is": filters.language_is,
-}
-DATASET_STAGES: dict[str, Callable[..., Any]] = {
-    "min_neighbor_distance": similarity.min_neighbor_distance,
-    "dedup": filters.dedup,
-    "longest": filters.longest,
-    "apply_recipe": filters.apply_recipe,
-}
-
-# Stages that load a model: between two of them whose models differ, the runner releases the
-# loaded ones, so a build holds one model in memory at a time
-LOADS_MODELS = frozenset({
-    "add_magpie_instructions", "add_controlled_instructions", "generate_responses", "add_turns",
-    "add_response_samples", "tag_with_llm", "tag_safety", "add_rewards", "reward_diff", "min_neighbor_distance",
-})
-
-# Stages whose default model is their own (a guard, a reward model, an embedder), not the chat model
-_OWN_MODELS = frozenset({"tag_safety", "add_rewards", "reward_diff", "min_neighbor_distance"})
+MAP_STAGES: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "map"}
+FILTERS: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "filter"}
+DATASET_STAGES: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "dataset"}
 
 EMBEDDED = "embedded"
 CHAT_ROLES = ("generator", "responder", "tagger")  # roles `--model` replaces; others (reward, guard, ...) stay
@@ -293,15 +245,13 @@ def scaled(
 
 
 def _on_transformers(step: Step) -> Step:
-    """`step` with its own engine settings (e.g. a tagger's `engine_options`) set for the CPU default."""
+    """`step` with its models' own engine settings (e.g. a tagger's `engine_options`) set for the CPU default."""
     kwargs = dict(step.kwargs)
-    for name, value in step.kwargs.items():
-        if isinstance(value, str) and value.startswith("$"):
-            continue  # resolved from the recipe, which is already overridden
-        if name.endswith("engine"):
-            kwargs[name] = "transformers"
-        elif name.endswith("engine_options"):
-            kwargs[name] = None
+    for model in stage(step.stage).models:
+        for name, value in ((model.engine, "transformers"), (model.options, None)):
+            given = kwargs.get(name)
+            if name in kwargs and not (isinstance(given, str) and given.startswith("$")):
+                kwargs[name] = value  # "$..." is resolved from the recipe, which is already overridden
     return replace(step, kwargs=kwargs)
 
 
@@ -339,14 +289,14 @@ def run_recipe(
         ds = ds.select(range(min(recipe.num_rows, len(ds))))
         log = [{"stage": "source", "rows": len(ds), "recipe": recipe.name, "dataset": recipe.source}]
     else:
-        ds = generate.empty(recipe.num_rows)
+        ds = empty(recipe.num_rows)
         log = [{"stage": "empty", "rows": len(ds), "recipe": recipe.name}]
     loaded = None  # what the last model-loading stage asked for
     for index, step in enumerate(recipe.stages):
         kwargs = resolve_kwargs(recipe, step)
         kind = stage_kind(step.stage)
-        if step.stage in LOADS_MODELS:
-            wanted = (step.stage if step.stage in _OWN_MODELS else "chat", models_of(kwargs))
+        wanted = models_of(step.stage, kwargs)
+        if wanted:  # a build holds one stage's models at a time
             if loaded is not None and wanted != loaded:
                 release_engines()
             loaded = wanted
@@ -361,16 +311,6 @@ def run_recipe(
             ds = DATASET_STAGES[step.stage](ds, **kwargs)
         log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
     return ds, log
-
-
-def models_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments that decide which models a stage loads: its model(s), engine(s), their options,
-    devices and dtypes.
-
-    >>> models_of({"model": "m", "engine": "vllm", "engine_options": {"tensor_parallel_size": 4}, "max_tokens": 8})
-    {'model': 'm', 'engine': 'vllm', 'engine_options': {'tensor_parallel_size': 4}}
-    """
-    return {k: v for k, v in kwargs.items() if any(part in k for part in ("model", "engine", "device", "dtype"))}
 
 
 def _map_exactly_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool) -> Dataset:

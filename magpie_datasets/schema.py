@@ -17,7 +17,7 @@ from datasets.features.features import get_nested_type
 
 _s = Value("string")
 
-# --- label vocabularies (paper §3.2 / appendix C), worst to best where ordered ---------------
+# --- label vocabularies, worst to best where ordered ----------------------------------------
 
 TASK_CATEGORIES = (
     "Information seeking",
@@ -98,7 +98,7 @@ RESPONSE_FEATURES = Features(
 
 CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": _s})
 
-# --- multi-turn (paper §4.3, MAGPIE-MT) -------------------------------------------------------
+# --- multi-turn (MAGPIE-MT) ------------------------------------------------------------------
 
 GEN_MT_CONFIGS = {
     "temperature": Value("float64"),

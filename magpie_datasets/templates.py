@@ -293,6 +293,12 @@ def magpie_template(tokenizer, system_prompt: str | None = None) -> ChatTemplate
     `system_prompt`: None (a known family's published pre-query, else as rendered), "template"
     (as rendered) or a system prompt string. Raises TemplateError naming the model when the
     template cannot render a (system +) user turn or puts nothing before the user text.
+
+    >>> from transformers import AutoTokenizer
+    >>> from magpie_datasets.engines import resolve_model
+    >>> template = magpie_template(AutoTokenizer.from_pretrained(resolve_model(None)))  # SmolLM2
+    >>> template.pre_query.endswith("<|im_end|>\\n<|im_start|>user\\n"), template.stop
+    (True, ('<|im_end|>', '<|im_start|>'))
     """
     if system_prompt is not None and not isinstance(system_prompt, str):
         raise TemplateError(f"system_prompt must be None, 'template' or a string, not {type(system_prompt).__name__}")

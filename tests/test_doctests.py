@@ -1,17 +1,30 @@
 """The examples in the docstrings of the pure modules run as written."""
 
 import doctest
+import importlib
 
 import pytest
 
-import magpie_datasets.engines.base as base
-import magpie_datasets.engines.vllm as vllm_engine
-import magpie_datasets.recipes as recipes
-import magpie_datasets.stages.generate as generate
-import magpie_datasets.version as version
+MODULES = [
+    "magpie_datasets.engines.base",
+    "magpie_datasets.engines.models",
+    "magpie_datasets.engines.vllm",
+    "magpie_datasets.schema",
+    "magpie_datasets.templates",
+    "magpie_datasets.version",
+    "magpie_datasets.stages.table",
+    "magpie_datasets.stages.rows",
+    "magpie_datasets.stages.texts",
+    "magpie_datasets.stages.generate",
+    "magpie_datasets.stages.control",
+    "magpie_datasets.stages.filters",
+    "magpie_datasets.stages.formats",
+    "magpie_datasets.stages.preference",
+    "magpie_datasets.stages.safety",
+]
 
 
-@pytest.mark.parametrize("module", [base, vllm_engine, generate, recipes, version], ids=lambda m: m.__name__)
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 1 and result.failed == 0

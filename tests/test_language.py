@@ -43,7 +43,8 @@ def test_as_batched_map_on_published_schema_rows():
     out = ds.map(tag_language, batched=True, batch_size=2, fn_kwargs={"low_accuracy": True})
     assert out["language"] == [None, None] + list(SENTENCES.values())
     assert out.features["language"] == Value("string")
-    assert out.column_names == list(features)
+    assert out.column_names == [*features, "language_configs"]
+    assert set(map(str, out["language_configs"])) == {str({"column": "instruction", "detector": "lingua", "low_accuracy": True})}
 
 
 def test_other_column_and_missing_column():
@@ -61,4 +62,5 @@ def test_published_rows_match_their_language_tags():
     for published, ours, text in zip(ds["language"], out["language"], ds["instruction"]):
         if len(text) > 5:  # "hi" is too short for any detector to be sure
             assert ours == published, text
-    assert out.features == ds.features
+    assert Features({k: v for k, v in out.features.items() if k != "language_configs"}) == ds.features
+    assert out["language_configs"][0] == {"column": "instruction", "detector": "lingua", "low_accuracy": False}

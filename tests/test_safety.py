@@ -22,7 +22,7 @@ from magpie_datasets.templates import chat_prompt
 from tests.published_sample import published_dataset
 from tests.tiny_models import GUARD_TEMPLATE, byte_tokenizer, save_tiny_model
 
-COLUMNS = {"llama_guard_2", "safety_model", "safety_raw_answer"}
+COLUMNS = {"llama_guard_2", "safety_model", "safety_raw_answer", "safety_configs"}
 
 
 @pytest.mark.parametrize(

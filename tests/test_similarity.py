@@ -188,7 +188,7 @@ def test_published_schema_input_replaces_existing_columns_and_honours_select():
     # rows 15 and the last copy of it, selected through an indices mapping
     subset = ds.select([len(texts) - 1, 2, 15])
     out = min_neighbor_distance(subset)
-    assert out.column_names == list(features)
+    assert out.column_names == [*features, "neighbor_configs"]
     assert out["uuid"] == [f"u{len(texts) - 1:02d}", "u02", "u15"]
     assert out["repeat_count"] == [1, 0, 1]
     assert out["min_similar_uuid"] == [f"u{len(texts) - 1:02d}", None, f"u{len(texts) - 1:02d}"]
@@ -197,8 +197,12 @@ def test_published_schema_input_replaces_existing_columns_and_honours_select():
 
 def test_single_and_empty_datasets():
     one = min_neighbor_distance(Dataset.from_dict({"uuid": ["a"], "instruction": ["Hello there"]}))
-    assert one[0] == {"uuid": "a", "instruction": "Hello there", "min_neighbor_distance": None,
+    row = one[0]
+    config = row.pop("neighbor_configs")
+    assert row == {"uuid": "a", "instruction": "Hello there", "min_neighbor_distance": None,
                       "repeat_count": 0, "min_similar_uuid": None}
+    assert config["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and config["threshold"] == 0.05
+    assert (config["index"], config["nprobe"], config["column"]) == ("exact", None, "instruction")
     empty = Dataset.from_dict({"uuid": [], "instruction": []}, features=Features(
         {"uuid": Value("string"), "instruction": Value("string")}))
     out = min_neighbor_distance(empty)
@@ -226,7 +230,7 @@ def test_published_rows_keep_their_schema():
     ds = published_dataset()
     copy = ds.select([4]).map(lambda row: {"uuid": "copy-of-row-4"})
     out = min_neighbor_distance(concatenate_datasets([ds, copy]))
-    assert out.features == PUBLISHED_FEATURES
+    assert Features({k: v for k, v in out.features.items() if k != "neighbor_configs"}) == PUBLISHED_FEATURES
     first = ds[4]["uuid"]
     assert [i for i, c in enumerate(out["repeat_count"]) if c] == [4, len(ds)]
     assert out[4]["min_similar_uuid"] == out[len(ds)]["min_similar_uuid"] == first

@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetInfo, Features
 
+from ..engines.models import ModelSpec
+from ..stages.table import stage_of
 from .checkpoint import Step, resume, run_batch
 
 __all__ = ["StepsActor", "run_on_ray"]
@@ -36,13 +38,31 @@ BATCH_COLUMN = "__magpie_batch"  # which fixed batch a Ray row belongs to (dropp
 
 
 def _tensor_parallel_size(steps: Sequence[Step]) -> int:
-    """The most GPUs one engine of `steps` is split across (vLLM's `tensor_parallel_size`), 1 if none."""
+    """The most GPUs one engine of `steps` is split across (vLLM's `tensor_parallel_size`), 1 if none.
+
+    The stage table says which keywords hold a model's engine options; a function of the user's
+    counts as 1 (pass `num_gpus` for it).
+    """
     sizes = [1]
-    for _, kwargs in steps:
-        for key, options in dict(kwargs or {}).items():
-            if key.endswith("engine_options") and options:  # engine_options, base_engine_options
-                sizes.append(int(dict(options).get("tensor_parallel_size", 1)))
+    for fn, kwargs in steps:
+        entry = stage_of(fn)
+        for model in entry.models if entry else ():
+            options = dict(kwargs or {}).get(model.options) or {}
+            sizes.append(int(dict(options).get("tensor_parallel_size", 1)))
     return max(sizes)
+
+
+def preload(steps: Sequence[Step]) -> None:
+    """Load the engine-run models `steps` name, before the first batch (so a missing model fails
+    at actor start). Models a step takes from each row's `model` column, and reward models and
+    embedders, load on first use."""
+    for fn, kwargs in steps:
+        entry, kwargs = stage_of(fn), dict(kwargs or {})
+        for model in entry.models if entry and entry.kind == "map" else ():
+            name = kwargs.get(model.argument)
+            if model.engine is None or (model.from_rows and name is None):
+                continue
+            ModelSpec(name, kwargs.get(model.engine, "transformers"), kwargs.get(model.options)).load()
 
 
 class StepsActor:
@@ -51,16 +71,16 @@ class StepsActor:
     Input batch: a `pyarrow.Table` of rows (with `features` to decode them as `datasets` does).
     Output: the rows with the steps' columns, as `checkpoint.run_batch` computes them.
 
-    Engines are not preloaded: each step loads the model it actually uses on its first
-    batch (`load_engine` caches it for the actor's lifetime). Only the step knows that
-    model: `generate_responses` without `model` answers with each row's `model` column,
-    `tag_safety` defaults to a guard model, and guessing from the kwargs would load a model
-    no row needs (under vLLM, one that takes most of the GPU's memory first).
+    The engines the steps name are loaded when the actor starts (`preload`, from the stage
+    table); a model a step takes from each row's `model` column (`generate_responses` without
+    `model`) loads on the first batch that needs it, so no model that no row needs is loaded.
+    `load_engine` keeps each for the actor's lifetime.
     """
 
     def __init__(self, steps: Sequence[Step], features: Features | None = None):
         self.steps = list(steps)
         self.features = features
+        preload(self.steps)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         index = table.column(BATCH_COLUMN) if BATCH_COLUMN in table.column_names else None

@@ -1,4 +1,4 @@
-"""Domain and language control of step 1 by a system prompt (DESIGN §5, paper fig. 15).
+"""Domain and language control of step 1 by a system prompt (paper §2, fig. 15).
 
     ds = magpie.empty(1000).map(magpie.add_controlled_instructions, batched=True,
                                 fn_kwargs={"mix": {"math": 0.5, "code": 0.3, "language:ja": 0.2}})
@@ -16,11 +16,10 @@ import hashlib
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from datasets import Features, Value
-
-from ..schema import INSTRUCTION_FEATURES, batch_size_of, require_columns, typed_batch
+from ..schema import CONTROL_FEATURES, batch_size_of, typed_batch
 from ..version import versioned
 from .generate import add_magpie_instructions
+from .table import require_reads
 
 # In our own words, after the paper's fig. 15 (math, code, translation assistants).
 PRESETS = {
@@ -42,8 +41,6 @@ PRESETS = {
 }
 
 LANGUAGE_PREFIX = "language:"
-
-CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": Value("string")})
 
 
 @lru_cache(maxsize=None)
@@ -126,6 +123,7 @@ def assign_system_prompts(
 @versioned
 def add_controlled_instructions(
     batch: Mapping[str, list],
+    *,
     mix: str | None | Mapping[str | None, float] = None,
     language: str | None = None,
     seed: int = 0,
@@ -145,7 +143,7 @@ def add_controlled_instructions(
         "control": ["math", "code"], "instruction_options": [{"system_prompt": "You are ... mathematics ...", ...}, ...], ...}
     ```
     """
-    require_columns(batch, {"uuid": "magpie.empty(n)"}, "add_controlled_instructions")
+    require_reads(batch, "add_controlled_instructions")
     if "system_prompt" in step1:
         raise ValueError("add_controlled_instructions takes its system prompts from mix= (or language=), not system_prompt=")
     if language is not None:

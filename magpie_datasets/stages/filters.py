@@ -11,7 +11,7 @@ faster) it returns a list of bools. It tells the two apart by the type of the fi
 reads: every column a filter reads holds scalars (str, float, None), so a list means a batch.
 A missing column raises one error naming the stage that writes it.
 
-Labels compare by their order in the paper (DESIGN §5), case and surrounding spaces ignored;
+Labels compare by their order in `schema` (worst to best), case and surrounding spaces ignored;
 a missing or unknown label fails every threshold. A missing (None/NaN) reward fails too.
 """
 
@@ -23,27 +23,12 @@ from typing import Any, Callable, Mapping
 
 from datasets import Dataset
 
-from ..schema import require_columns
+from ..schema import DIFFICULTY_LABELS as DIFFICULTY
+from ..schema import QUALITY_LABELS as QUALITY
 from ..version import __version__
-from .tags import DIFFICULTY_LABELS as DIFFICULTY
-from .tags import QUALITY_LABELS as QUALITY
+from .table import require_reads
 
 CODING_TASK = "Coding & Debugging"
-
-# column -> the stage that writes it (named in missing-column errors)
-PRODUCERS = {
-    "uuid": "empty (or add_magpie_instructions)",
-    "instruction": "add_magpie_instructions",
-    "response_length": "generate_responses",
-    "input_quality": "tag_with_llm (tags=['quality'])",
-    "difficulty": "tag_with_llm (tags=['difficulty'])",
-    "task_category": "tag_with_llm (tags=['task_category'])",
-    "instruct_reward": "add_rewards",
-    "reward_difference": "reward_diff",
-    "min_similar_uuid": "min_neighbor_distance",
-    "language": "tag_language",
-}
-
 
 @dataclass(frozen=True)
 class RowFilter:
@@ -56,8 +41,7 @@ class RowFilter:
     version: str = field(default=__version__, repr=False)
 
     def __call__(self, example: Mapping[str, Any]) -> bool | list[bool]:
-        require_columns(example, {c: PRODUCERS.get(c, "the stage that writes it") for c in self.columns},
-                        f"filter {self.name}")
+        require_reads(example, f"filter {self.name}", self.columns)
         first = example[self.columns[0]]
         if not isinstance(first, list):
             return bool(self.rule(example))
@@ -92,7 +76,12 @@ def _at_least(order: tuple[str, ...], column: str, label: str) -> RowFilter:
 
 
 def min_quality(label: str = "good", column: str = "input_quality") -> RowFilter:
-    """Keep rows whose input quality is at least `label` (very poor < poor < average < good < excellent)."""
+    """Keep rows whose input quality is at least `label` (very poor < poor < average < good < excellent).
+
+    >>> keep = min_quality("good")
+    >>> keep({"input_quality": "Excellent"}), keep({"input_quality": ["poor", "good", None]})
+    (True, [False, True, False])
+    """
     return _at_least(QUALITY, column, label)
 
 
@@ -160,7 +149,7 @@ def _recipe(name: str, *filters: RowFilter) -> RowFilter:
     return all_of(*filters, name=name)
 
 
-# Row rules of the authors' filtered releases, from DESIGN §5 (paper table 5 and the dataset
+# Row rules of the authors' filtered releases (paper table 5 and the dataset
 # cards). Each recipe then keeps the PAPER_LONGEST[name] rows with the longest responses,
 # shuffled with seed 42: a whole-dataset step, see `longest` and `apply_recipe`.
 PAPER: dict[str, RowFilter] = {
@@ -169,7 +158,7 @@ PAPER: dict[str, RowFilter] = {
     # min_similar id null or own id.
     "air-300k": _recipe("air-300k", min_quality("good"), min_reward(-10), not_ending_with(":"), is_unique),
     "pro-300k": _recipe("pro-300k", min_quality("good"), min_reward(-10), not_ending_with(":"), is_unique),
-    # DESIGN §5's fuller rule set (later Pro releases): adds a difficulty floor and drops
+    # The fuller rule set of later Pro releases: adds a difficulty floor and drops
     # prompts with 5 or more newlines unless they are coding tasks.
     "llama3.1-pro-300k": _recipe(
         "llama3.1-pro-300k", min_quality("good"), min_difficulty("easy"), min_reward(-10),
@@ -187,13 +176,13 @@ PAPER_LONGEST = {name: 300_000 for name in PAPER}
 
 def dedup(ds: Dataset) -> Dataset:
     """Keep rows whose `min_similar_uuid` is null or their own uuid (one row per duplicate group)."""
-    require_columns(ds.features, {c: PRODUCERS[c] for c in is_unique.columns}, "dedup")
+    require_reads(ds.features, "dedup")
     return ds.filter(is_unique, batched=True)
 
 
 def longest(ds: Dataset, k: int, seed: int = 42, column: str = "response_length") -> Dataset:
     """The `k` rows with the largest `column` (ties in dataset order), shuffled with `seed`."""
-    require_columns(ds.features, {column: PRODUCERS.get(column, "the stage that writes it")}, "longest")
+    require_reads(ds.features, "longest", (column,))
     if k < 0:
         raise ValueError(f"longest needs k >= 0, got {k}")
     top = ds.sort(column, reverse=True).select(range(min(k, len(ds))))
@@ -204,6 +193,6 @@ def apply_recipe(ds: Dataset, name: str, k: int | None = None, seed: int = 42) -
     """`PAPER[name]` row rules, then the `k` (default: the recipe's size) longest responses, shuffled."""
     if name not in PAPER:
         raise ValueError(f"Unknown recipe {name!r}: choose one of {', '.join(PAPER)}")
-    require_columns(ds.features, {c: PRODUCERS[c] for c in PAPER[name].columns}, f"recipe {name}")
+    require_reads(ds.features, f"recipe {name}", PAPER[name].columns)
     kept = ds.filter(PAPER[name], batched=True)
     return longest(kept, PAPER_LONGEST[name] if k is None else k, seed=seed)

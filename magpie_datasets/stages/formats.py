@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..schema import batch_size_of, require_columns, to_conversations
+from ..schema import batch_size_of, to_conversations
 from ..version import versioned
+from .table import require_reads
 
 # ShareGPT speaker <-> chat role. "user"/"assistant" are accepted as ShareGPT speakers too,
 # since several public ShareGPT sets write them.
@@ -72,6 +73,9 @@ def to_sharegpt(batch: Mapping[str, list]) -> dict[str, list]:
     {"messages": [[{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}]]}
     -> {"conversations": [[{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello!"}]]}
     ```
+
+    >>> to_sharegpt({"instruction": ["Hi?"], "response": ["Hello!"]})
+    {'conversations': [[{'from': 'human', 'value': 'Hi?'}, {'from': 'gpt', 'value': 'Hello!'}]]}
     """
     conversations = []
     for row in range(batch_size_of(batch)):
@@ -84,11 +88,11 @@ def to_sharegpt(batch: Mapping[str, list]) -> dict[str, list]:
 
 @versioned
 def to_preference(
-    batch: Mapping[str, list], drop_unpaired: bool = True, issue_column: str = PAIR_ISSUE
+    batch: Mapping[str, list], *, drop_unpaired: bool = True, issue_column: str = PAIR_ISSUE
 ) -> dict[str, list]:
     """Batched map: TRL's conversational preference format with an explicit prompt, for `trl.DPOTrainer`.
 
-    Input `chosen`/`rejected` are whole conversations (DESIGN §5); the shared turns up to the last
+    Input `chosen`/`rejected` are whole conversations (as the authors' DPO sets hold them); the shared turns up to the last
     user turn become `prompt`, the assistant turn(s) after it stay in `chosen`/`rejected`:
 
     ```
@@ -107,8 +111,7 @@ def to_preference(
     `.select_columns(["prompt", "chosen", "rejected"])` to keep only TRL's columns. With
     `drop_unpaired=False` such rows raise a `ValueError` instead.
     """
-    pair_columns = {"chosen": "to_preference_pairs", "rejected": "to_preference_pairs"}
-    require_columns(batch, pair_columns, "to_preference")
+    require_reads(batch, "to_preference")
     unpaired = [row for row, issue in enumerate(batch.get(issue_column) or []) if issue is not None]
     if unpaired and not drop_unpaired:
         first = unpaired[0]
@@ -152,8 +155,7 @@ def _turn_of_message(message: Mapping[str, Any], row: int) -> dict[str, str]:
 
 def _texts_of_columns(batch: Mapping[str, list], row: int, stage: str) -> list[str]:
     """Alternating user/assistant texts of `instruction`, `response`, `instruction_2`, ... for one row."""
-    turn_columns = {"instruction": "add_magpie_instructions", "response": "generate_responses"}
-    require_columns(batch, turn_columns, stage)
+    require_reads(batch, stage, ("instruction", "response"))
     texts = []
     for suffix in _turn_suffixes(batch):
         instruction = batch[f"instruction{suffix}"][row]

@@ -1,4 +1,4 @@
-"""Multi-turn Magpie (MAGPIE-MT, DESIGN §5): `add_turns`, a batched map that adds follow-up turns.
+"""Multi-turn Magpie (MAGPIE-MT, paper §2): `add_turns`, a batched map that adds follow-up turns.
 
     ds = ds.map(magpie.generate_responses, batched=True)                    # turn 1
     ds = ds.map(magpie.add_turns, batched=True, fn_kwargs={"num_turns": 3})  # turns 2 and 3
@@ -12,63 +12,28 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from datasets import Features, Value
-
-from ..engines import load_engine
-from ..engines.base import Sampling, dtype_name
+from ..engines.base import Sampling
+from ..engines.models import ModelSpec, chat_stops, engine_record, engines_for_rows
 from ..schema import (
-    CONVERSATIONS,
+    GEN_MT_CONFIGS,
     batch_size_of,
-    require_columns,
+    record,
     to_conversations,
+    turn_features,
     typed_batch,
 )
-from ..templates import TemplateError, chat_prompt, magpie_template, next_user_prefix
+from ..templates import TemplateError, chat_prompt, next_user_prefix
 from ..version import versioned
-from .generate import (
-    answering_models,
-    clean_instruction,
-    markup_tokens,
-    row_keys,
-    row_seed,
-    text_issue,
-)
+from .rows import answering_models, row_keys, row_seed
+from .table import require_reads
+from .texts import clean_instruction, markup_tokens, text_issue
 
-# Paper fig. 14 (quoted in DESIGN §5).
+# Paper fig. 14.
 MT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. The user will engage in a multi-round conversation with you, "
     "asking initial questions and following up with additional related questions. Your goal is to "
     "provide thorough, relevant and insightful responses to help the user with their queries."
 )
-
-GEN_MT_CONFIGS = {
-    "temperature": Value("float64"),
-    "top_p": Value("float64"),
-    "max_tokens": Value("int64"),
-    "response_temperature": Value("float64"),
-    "response_max_tokens": Value("int64"),
-    "response_repetition_penalty": Value("float64"),
-    "response_penalize_prompt": Value("bool"),
-    "early_stop": Value("bool"),
-    "sanitize": Value("bool"),
-    "system_prompt": Value("string"),  # the MT prompt as used; null where the template has no system role
-    "input_generator": Value("string"),
-    "seed": Value("int64"),
-    "engine": Value("string"),
-    "dtype": Value("string"),
-}
-
-
-def turn_features(num_turns: int) -> Features:
-    """Features of the columns `add_turns(..., num_turns)` writes."""
-    columns: dict[str, Any] = {}
-    for k in range(2, num_turns + 1):
-        columns[f"instruction_{k}"] = Value("string")
-        columns[f"response_{k}"] = Value("string")
-    columns["conversations"] = CONVERSATIONS
-    columns["turns_issue"] = Value("string")
-    columns["gen_mt_configs"] = GEN_MT_CONFIGS
-    return Features(columns)
 
 
 def follow_up_prefix(
@@ -115,9 +80,11 @@ def _turn_one(batch: Mapping[str, list], row: int) -> list[dict[str, str]]:
 @versioned
 def add_turns(
     batch: Mapping[str, list],
+    *,
     num_turns: int = 2,
     model: str | None = None,
     engine: str = "transformers",
+    engine_options: Mapping[str, Any] | None = None,
     temperature: float = 1.0,
     top_p: float = 1.0,
     max_tokens: int = 2048,
@@ -129,7 +96,6 @@ def add_turns(
     early_stop: bool = False,
     sanitize: bool = False,
     system_prompt: str | None = MT_SYSTEM_PROMPT,
-    engine_options: Mapping[str, Any] | None = None,
 ) -> dict[str, list]:
     """Turns 2..`num_turns` of each conversation: a sampled follow-up question, then its answer.
 
@@ -139,32 +105,35 @@ def add_turns(
     `temperature`/`top_p` (step-1 defaults), answers at `response_temperature` (greedy, step 2) with
     `response_repetition_penalty` (1.0 as in the paper; small models loop less at ~1.2), which with
     `response_penalize_prompt=False` counts only the answer's own tokens, not the conversation
-    before it (SmolLM2-135M at 1.2 otherwise drifts into word soup in turns 2-3).
+    before it (a small model penalised on the whole conversation drifts into word soup).
     `early_stop`/`sanitize` clean follow-ups as in step 1 (cut at the first newline / before
     an answer leak).
 
-    Output columns: `instruction_2`, `response_2`, ... `instruction_{num_turns}`,
-    `response_{num_turns}` (None for turns not reached), `conversations` (ShareGPT
-    [{from: human|gpt, value}], all well-formed turns), `turns_issue` (None when every turn is
-    well-formed, else where the conversation stopped and why, e.g. "instruction_3: max_tokens",
-    "response_2: empty", "response: max_tokens" for a truncated turn 1) and `gen_mt_configs`
-    {temperature, top_p, max_tokens, response_temperature, response_max_tokens,
-    response_repetition_penalty, response_penalize_prompt, early_stop,
-    sanitize, system_prompt (null where the template has no system role), input_generator, seed, engine}.
-    The text of the turn that failed is kept in its column, so nothing is silently cut.
+    ```
+    {"instruction": ["What is a prime?"], "response": ["A number with two divisors."]}, num_turns=2
+    -> {"instruction_2": ["Is 1 a prime?"], "response_2": ["No: it has one divisor."],
+        "conversations": [[{"from": "human", ...}, {"from": "gpt", ...}, {"from": "human", ...},
+                           {"from": "gpt", ...}]],
+        "turns_issue": [None],
+        "gen_mt_configs": [{"temperature": 1.0, "top_p": 1.0, "max_tokens": 2048, ..., "system_prompt":
+                            "You are a helpful AI assistant. ...", "input_generator": ..., "seed": 0, ...}]}
+    ```
+    `instruction_k` / `response_k` are None for turns not reached; `conversations` holds every
+    well-formed turn; `turns_issue` is None when every turn is well-formed, else where the
+    conversation stopped and why ("instruction_3: max_tokens", "response_2: empty",
+    "response: max_tokens" for a truncated turn 1). The text of the turn that failed is kept in
+    its column, so nothing is silently cut. `gen_mt_configs.system_prompt` is null where the
+    template has no system role.
 
     >>> batch = {"instruction": ["What is a prime?"], "response": ["A number with two divisors."]}
     >>> add_turns(batch, num_turns=3, max_tokens=64)["instruction_2"]  # doctest: +SKIP
     ['Can you give me an example of a prime number?']
     """
-    require_columns(
-        batch, {"instruction": "add_magpie_instructions", "response": "generate_responses"}, "add_turns"
-    )
+    require_reads(batch, "add_turns")
     if not isinstance(num_turns, int) or isinstance(num_turns, bool) or num_turns < 2:
         raise ValueError(f"add_turns needs num_turns >= 2 (turn 1 is the existing instruction/response), got {num_turns!r}")
     rows = batch_size_of(batch)
     keys = row_keys(batch)
-    models = answering_models(batch, model)
     issues = [_first_turn_issue(batch, i) for i in range(rows)]
     messages = [
         [{"role": "user", "content": batch["instruction"][i]}, {"role": "assistant", "content": batch["response"][i]}]
@@ -175,28 +144,29 @@ def add_turns(
     turns = {f"{column}_{k}": [None] * rows for k in range(2, num_turns + 1) for column in ("instruction", "response")}
     configs: list[dict | None] = [None] * rows
 
-    for name in dict.fromkeys(models):  # one engine per distinct model, in row order
-        mine = [i for i in range(rows) if models[i] == name]
-        llm = load_engine(name, engine, **dict(engine_options or {}))
-        stop = magpie_template(llm.tokenizer, system_prompt="template").stop
+    spec = ModelSpec(model, engine, engine_options)
+    for llm, mine in engines_for_rows(answering_models(batch, model), spec):
+        stop = chat_stops(llm.tokenizer)
         markup = markup_tokens(llm.tokenizer, stop)
-        used_system_prompt = follow_up_prefix(llm.tokenizer, _PROBE, system_prompt)[1]
-        config = {
-            "temperature": float(temperature),
-            "top_p": float(top_p),
-            "max_tokens": int(max_tokens),
-            "response_temperature": float(response_temperature),
-            "response_max_tokens": int(response_max_tokens),
-            "response_repetition_penalty": float(response_repetition_penalty),
-            "response_penalize_prompt": bool(response_penalize_prompt),
-            "early_stop": bool(early_stop),
-            "sanitize": bool(sanitize),
-            "system_prompt": used_system_prompt,
-            "input_generator": llm.model_id,
-            "seed": int(seed),
-            "engine": llm.name,
-            "dtype": dtype_name(llm),
-        }
+        used = engine_record(llm)
+        config = record(
+            GEN_MT_CONFIGS,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            response_temperature=response_temperature,
+            response_max_tokens=response_max_tokens,
+            response_repetition_penalty=response_repetition_penalty,
+            response_penalize_prompt=response_penalize_prompt,
+            early_stop=early_stop,
+            sanitize=sanitize,
+            system_prompt=follow_up_prefix(llm.tokenizer, _PROBE, system_prompt)[1],
+            input_generator=used["model"],
+            model_source=used["model_source"],
+            seed=seed,
+            engine=used["engine"],
+            dtype=used["dtype"],
+        )
         for i in mine:
             configs[i] = config
         for k in range(2, num_turns + 1):

@@ -1,4 +1,4 @@
-"""Preference pairs (MAGPIE-DPO, DESIGN §5): k sampled responses, scored, best vs worst.
+"""Preference pairs (MAGPIE-DPO, paper §2): k sampled responses, scored, best vs worst.
 
     ds = ds.map(magpie.add_response_samples, batched=True)              # responses: k=5 at T=0.8
     ds = ds.map(magpie.add_rewards, batched=True, fn_kwargs={...})      # rewards_<model>: [{score}] * k
@@ -14,46 +14,26 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from datasets import Features, Sequence, Value
-
-from ..schema import GEN_RESPONSE_CONFIGS, batch_size_of, require_columns, typed_batch
+from ..engines.models import ModelSpec
+from ..schema import PAIR_FEATURES, SAMPLE_FEATURES, batch_size_of, typed_batch
 from ..version import versioned
-from .generate import answer_instructions
-
-MESSAGES = [{"role": Value("string"), "content": Value("string")}]
-
-SAMPLE_FEATURES = Features(
-    {
-        "responses": Sequence(Value("string")),
-        "response_issues": Sequence(Value("string")),
-        "gen_response_configs": GEN_RESPONSE_CONFIGS,
-    }
-)
-
-PAIR_FEATURES = Features(
-    {
-        "prompt": MESSAGES,
-        "chosen": MESSAGES,
-        "rejected": MESSAGES,
-        "chosen_score": Value("float64"),
-        "rejected_score": Value("float64"),
-        "pair_issue": Value("string"),
-    }
-)
+from .answering import answer_instructions
+from .table import require_reads
 
 
 @versioned
 def add_response_samples(
     batch: Mapping[str, list],
+    *,
     k: int = 5,
+    model: str | None = None,
+    engine: str = "transformers",
+    engine_options: Mapping[str, Any] | None = None,
     temperature: float = 0.8,
     top_p: float = 1.0,
     max_tokens: int = 4096,
     repetition_penalty: float = 1.0,
-    model: str | None = None,
-    engine: str = "transformers",
     seed: int = 0,
-    engine_options: Mapping[str, Any] | None = None,
 ) -> dict[str, list]:
     """k sampled answers per `instruction` through the model's chat template (paper: k=5, T=0.8).
 
@@ -65,14 +45,14 @@ def add_response_samples(
     -> {"responses": [["Seven.", "2 is prime.", ...]],          # k strings; [] without an instruction
         "response_issues": [[None, "max_tokens", ...]],         # per response: None, "empty", "max_tokens", "template_markup"
         "gen_response_configs": [{prompt, temperature, top_p, repetition_penalty, max_tokens,
-                                  stop_tokens, output_generator, engine}]}
+                                  stop_tokens, output_generator, model_source, engine, dtype, seed}]}
     ```
     """
-    require_columns(batch, {"instruction": "add_magpie_instructions"}, "add_response_samples")
+    require_reads(batch, "add_response_samples")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"add_response_samples needs k >= 1 responses per instruction, got {k!r}")
     responses, issues, configs = answer_instructions(
-        batch, model=model, engine=engine, engine_options=engine_options, n=k, temperature=temperature,
+        batch, spec=ModelSpec(model, engine, engine_options), n=k, temperature=temperature,
         top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
     )
     return typed_batch(
@@ -110,12 +90,17 @@ def _score(value: Any, row: int, column: str) -> float:
 
 
 @versioned
-def to_preference_pairs(batch: Mapping[str, list], rewards_column: str | None = None) -> dict[str, list]:
+def to_preference_pairs(batch: Mapping[str, list], *, rewards_column: str | None = None) -> dict[str, list]:
     """Chosen = the highest-scored response, rejected = the lowest, as whole conversations.
 
     Input: `instruction`, `responses` (k strings), and a rewards column holding one
     `{score}` (or a number) per response, in the same order; `rewards_column=None` picks the
     only `rewards_*` column (the authors' is `rewards_armorm`).
+
+    >>> pairs = to_preference_pairs({"instruction": ["Sky?"], "responses": [["Blue.", "Green."]],
+    ...                              "rewards_armorm": [[{"score": 0.9}, {"score": -0.3}]]})
+    >>> pairs["chosen"][0][1], pairs["rejected_score"], pairs["pair_issue"]
+    ({'role': 'assistant', 'content': 'Blue.'}, [-0.3], [None])
 
     ```
     {"instruction": ["Sky?"], "responses": [["Blue.", "Green.", "Blue!"]],
@@ -132,11 +117,7 @@ def to_preference_pairs(batch: Mapping[str, list], rewards_column: str | None = 
     list (TRL's conversational prompt). For `trl.DPOTrainer` use `formats.to_preference`, which
     moves the shared user turn out of chosen/rejected and drops rows with a `pair_issue`.
     """
-    require_columns(
-        batch,
-        {"instruction": "add_magpie_instructions", "responses": "add_response_samples"},
-        "to_preference_pairs",
-    )
+    require_reads(batch, "to_preference_pairs", ("instruction", "responses"))
     column = rewards_column_of(batch.keys(), rewards_column)
     out: dict[str, list] = {name: [] for name in PAIR_FEATURES}
     for row in range(batch_size_of(batch)):

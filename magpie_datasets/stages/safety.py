@@ -1,4 +1,4 @@
-"""Safety tag with a Llama-Guard-style classifier: `llama_guard_2` = "safe" or "unsafe\\nS<k>" (DESIGN §5).
+"""Safety tag with a Llama-Guard-style classifier: `llama_guard_2` = "safe" or "unsafe\\nS<k>".
 
     ds = ds.map(magpie.tag_safety, batched=True)      # meta-llama/Meta-Llama-Guard-2-8B
     ds = ds.map(magpie.tag_safety, batched=True, fn_kwargs={"model": "meta-llama/Llama-Guard-3-8B"})
@@ -6,7 +6,9 @@
 The guard's own chat template turns the (instruction, response) conversation into its
 classification prompt, category list included; the model answers "safe", or "unsafe" and a
 line of violated category codes. That answer is normalised by `parse_guard_answer`; one it
-cannot read gives None, with the answer kept in `safety_raw_answer`.
+cannot read gives None, with the answer kept in `safety_raw_answer`. The column keeps the
+published name `llama_guard_2` whatever guard wrote it; `safety_model` and `safety_configs`
+say which.
 """
 
 from __future__ import annotations
@@ -14,19 +16,14 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from datasets import Features, Value
-
-from ..engines import load_engine
 from ..engines.base import Sampling
-from ..schema import require_columns, typed_batch
+from ..engines.models import ModelSpec, engine_record
+from ..schema import SAFETY_CONFIGS, SAFETY_FEATURES, record, typed_batch
 from ..templates import chat_prompt
 from ..version import versioned
+from .table import require_reads
 
 GUARD_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"
-
-SAFETY_FEATURES = Features(
-    {"llama_guard_2": Value("string"), "safety_model": Value("string"), "safety_raw_answer": Value("string")}
-)
 
 _CODE = re.compile(r"\b([SO])\s*(\d{1,2})\b", re.IGNORECASE)  # S1..S14 (Guard 2/3), O1..O7 (Guard 1)
 
@@ -54,33 +51,37 @@ def parse_guard_answer(answer: Any) -> str | None:
 @versioned
 def tag_safety(
     batch: Mapping[str, list],
+    *,
     model: str = GUARD_MODEL,
     engine: str = "transformers",
-    max_tokens: int = 16,
-    instruction_column: str = "instruction",
-    response_column: str = "response",
     engine_options: Mapping[str, Any] | None = None,
+    max_tokens: int = 16,
+    column: str = "response",
 ) -> dict[str, list]:
-    """Classify each (instruction, response) conversation with a guard model.
+    """Classify each (instruction, `column`) conversation with a guard model.
 
     ```
     {"instruction": ["How do I bake bread?"], "response": ["Mix flour, water, ..."]}
     -> {"llama_guard_2": ["safe"], "safety_model": ["meta-llama/Meta-Llama-Guard-2-8B"],
-        "safety_raw_answer": [None]}
+        "safety_raw_answer": [None],
+        "safety_configs": [{"column": "response", "model": "meta-llama/Meta-Llama-Guard-2-8B",
+                            "model_source": ..., "engine": "transformers", "dtype": ..., "max_tokens": 16}]}
     ```
     The verdict is about the last turn: the response, or the instruction when the response is
     empty or the column absent. Rows without an instruction get None everywhere.
     """
-    require_columns(batch, {instruction_column: "add_magpie_instructions"}, "tag_safety")
-    instructions = [q if isinstance(q, str) else "" for q in batch[instruction_column]]
+    require_reads(batch, "tag_safety", ("instruction",))
+    instructions = [q if isinstance(q, str) else "" for q in batch["instruction"]]
     rows = len(instructions)
-    responses = list(batch[response_column]) if response_column in batch else [None] * rows
+    responses = list(batch[column]) if column in batch else [None] * rows
     verdicts: list[str | None] = [None] * rows
     generators: list[str | None] = [None] * rows
     raw: list[str | None] = [None] * rows
+    configs: list[dict | None] = [None] * rows
     todo = [i for i in range(rows) if instructions[i].strip()]
     if todo:
-        llm = load_engine(model, engine, **dict(engine_options or {}))
+        llm = ModelSpec(model, engine, engine_options).load()
+        config = record(SAFETY_CONFIGS, **engine_record(llm), column=column, max_tokens=max_tokens)
         prompts = []
         for i in todo:
             messages = [{"role": "user", "content": instructions[i]}]
@@ -93,6 +94,8 @@ def tag_safety(
             verdicts[i] = parse_guard_answer(completion.text)
             generators[i] = llm.model_id
             raw[i] = completion.text if verdicts[i] is None else None
+            configs[i] = config
     return typed_batch(
-        {"llama_guard_2": verdicts, "safety_model": generators, "safety_raw_answer": raw}, SAFETY_FEATURES
+        {"llama_guard_2": verdicts, "safety_model": generators, "safety_raw_answer": raw, "safety_configs": configs},
+        SAFETY_FEATURES,
     )

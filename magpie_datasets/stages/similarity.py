@@ -1,6 +1,7 @@
 """Nearest neighbours: `min_neighbor_distance(ds) -> Dataset`, a whole-dataset stage.
 
-    Dataset{uuid, instruction, ...}  ->  Dataset{..., min_neighbor_distance, repeat_count, min_similar_uuid}
+    Dataset{uuid, instruction, ...}
+    -> Dataset{..., min_neighbor_distance, repeat_count, min_similar_uuid, neighbor_configs}
 
 Each text of `column` is embedded with a sentence-transformers model (unit-normalised
 float32) and searched with FAISS under its L2 metric, as in the authors' release:
@@ -25,11 +26,12 @@ exact for the neighbours it finds; a row's true nearest neighbour can be missed 
 sits in an unprobed list, so `min_neighbor_distance` is then an upper bound. Near
 duplicates share a list, and recall on planted duplicates is tested (>= 0.99).
 
+- `neighbor_configs` (struct): what decided the numbers: column, embedding model (and
+  `model_source`), threshold, index ("exact" or "ivf") and `nprobe`.
+
 Memory: texts are read and embedded in chunks, the index holds the only full copy of the
-vectors (N x dim float32: 1.5 GB for 1M rows of MiniLM), queries are read back from the
-index in chunks, and results are three length-N arrays. Nothing is N x N. Measured peak
-(bench/bench_similarity.py, FAISS part, 1M x 384): 2.7 GB RSS, i.e. about 1.8x the vectors
-(IVF list growth, the training sample, search buffers).
+vectors (N x dim float32), queries are read back from the index in chunks, and results are
+three length-N arrays. Nothing is N x N; `bench/bench_similarity.py` measures the peak.
 """
 
 from __future__ import annotations
@@ -37,17 +39,21 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
 from datasets import Dataset
+from datasets.features.features import get_nested_type
 
-from ..schema import require_columns
+from ..engines import cached_model, model_source, resolve_model
+from ..engines.embedded import EMBEDDED_EMBEDDING_MODEL, minilm_dir
+from ..schema import NEIGHBOR_CONFIGS, NEIGHBOR_FEATURES, record
+from .table import require_reads
 
-STAGE = "min_neighbor_distance"
-NEIGHBOR_COLUMNS = ("min_neighbor_distance", "repeat_count", "min_similar_uuid")
-DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2 d): ~4 s at 20k rows, ~150 s at 100k (2 cores, d=384)
+NEIGHBOR_COLUMNS = tuple(NEIGHBOR_FEATURES)
+DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2 d): above this, IVF (bench/bench_similarity.py)
+_ENCODER_OPTIONS = ("device", "batch_size")
 _CHUNK_ROWS = 8_192  # texts read and embedded per step; bounds memory of the streaming pass
 _SEARCH_ROWS = 4_096  # queries per FAISS call
 _FIRST_K = 16  # neighbours asked per row; rows whose k results are all duplicates ask again
@@ -65,35 +71,53 @@ class NeighborStats:
 
 def min_neighbor_distance(
     ds: Dataset,
+    *,
     column: str = "instruction",
     model: str | None = None,
+    engine_options: Mapping[str, Any] | None = None,
     threshold: float = 0.05,
-    batch_size: int = 128,
     exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS,
-    device: str | None = None,
     nprobe: int = 16,
     seed: int = 0,
 ) -> Dataset:
-    """Add `min_neighbor_distance`, `repeat_count`, `min_similar_uuid` (see module docstring).
+    """Add `min_neighbor_distance`, `repeat_count`, `min_similar_uuid`, `neighbor_configs`.
 
+    ```
+    Dataset{"uuid": ["a", "b", "c"], "instruction": ["Hi there", "Hi there", "Sort a list"]}
+    -> + {"min_neighbor_distance": [0.0, 0.0, 1.2], "repeat_count": [1, 1, 0],
+          "min_similar_uuid": ["a", "a", None],
+          "neighbor_configs": [{"column": "instruction", "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
+                                "model_source": ..., "threshold": 0.05, "index": "exact", "nprobe": None}] * 3}
+    ```
     `model`: None = the embedded all-MiniLM-L6-v2; else a local sentence-transformers folder
     or a Hub id in the local cache (e.g. the paper's "sentence-transformers/all-mpnet-base-v2";
-    a bare "all-mpnet-base-v2" means that organisation). `batch_size` is the encoding batch,
-    `exact_max_rows` the largest dataset searched exactly, `seed` picks the IVF training
-    sample. Existing columns of the same names (e.g. in published data) are replaced.
+    a bare "all-mpnet-base-v2" means that organisation). `engine_options`: the encoder's
+    `device` and `batch_size` (default 128). `exact_max_rows` is the largest dataset searched
+    exactly, `seed` picks the IVF training sample. Existing columns of the same names (e.g. in
+    published data) are replaced. See the module docstring for what each column means.
     """
-    require_columns(
-        ds.features,
-        {column: "add_magpie_instructions", "uuid": "empty (or add_magpie_instructions)"},
-        STAGE,
-    )
+    require_reads(ds.features, "min_neighbor_distance", (column, "uuid"))
+    options = dict(engine_options or {})
+    unknown = sorted(set(options) - set(_ENCODER_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"min_neighbor_distance: unknown engine_options {unknown}; the embedding model takes "
+            f"{', '.join(_ENCODER_OPTIONS)}."
+        )
     n = len(ds)
     texts = ds.select_columns([column])
-    encode = _encoder(model, device, batch_size)
+    path = _model_dir(model)
+    encode = _encoder(path, options.get("device"), options.get("batch_size", 128))
     stats = streamed_neighbor_stats(
         n, lambda rows: encode(_texts(texts, rows)), threshold, exact_max_rows, nprobe, seed
     )
-    return attach_neighbor_columns(ds, stats)
+    exact = n <= exact_max_rows
+    config = record(
+        NEIGHBOR_CONFIGS, column=column, embedding_model=EMBEDDED_EMBEDDING_MODEL if model is None else model,
+        model_source=model_source(path), threshold=threshold, index="exact" if exact else "ivf",
+        nprobe=None if exact else nprobe,
+    )
+    return attach_neighbor_columns(ds, stats, config)
 
 
 def neighbor_stats(
@@ -195,14 +219,15 @@ def _summarise(rows, found_d, found_i, threshold: float, stats: NeighborStats) -
     return found[:, -1] & (found_d[:, -1] < threshold)
 
 
-def attach_neighbor_columns(ds: Dataset, stats: NeighborStats) -> Dataset:
-    """`ds` with the three neighbour columns from `stats` (replacing any of the same names)."""
+def attach_neighbor_columns(ds: Dataset, stats: NeighborStats, config: Mapping[str, Any]) -> Dataset:
+    """`ds` with the neighbour columns from `stats` and `config` (replacing any of the same names)."""
     uuids = ds.select_columns(["uuid"]).with_format("arrow")[:]["uuid"]  # honours select/shuffle
     first = stats.first_similar
     columns = {
         "min_neighbor_distance": pa.array(stats.distance, mask=np.isnan(stats.distance)),
         "repeat_count": pa.array(stats.repeat_count),
         "min_similar_uuid": uuids.take(pa.array(first, mask=first < 0)).combine_chunks(),  # null index -> null
+        "neighbor_configs": pa.array([config] * len(ds), get_nested_type(NEIGHBOR_FEATURES["neighbor_configs"])),
     }
     order = ds.column_names + [name for name in NEIGHBOR_COLUMNS if name not in ds.column_names]
     ds = ds.remove_columns([name for name in NEIGHBOR_COLUMNS if name in ds.column_names])
@@ -224,8 +249,8 @@ def _texts(ds: Dataset, rows: np.ndarray) -> list[str]:
     return ["" if text is None else text for text in next(iter(values.values()))]
 
 
-def _encoder(model: str | None, device: str | None, batch_size: int) -> Callable[[list[str]], np.ndarray]:
-    encoder = _sentence_model(_model_dir(model), device)
+def _encoder(path: str, device: str | None, batch_size: int) -> Callable[[list[str]], np.ndarray]:
+    encoder = _sentence_model(path, device)
 
     def encode(texts: list[str]) -> np.ndarray:
         vectors = encoder.encode(
@@ -239,8 +264,6 @@ def _encoder(model: str | None, device: str | None, batch_size: int) -> Callable
 def _sentence_model(path: str, device: str | None):
     from sentence_transformers import SentenceTransformer
 
-    from ..engines import cached_model
-
     return cached_model(
         ("embedder", path, device), lambda: SentenceTransformer(path, device=device, local_files_only=True)
     )
@@ -248,9 +271,6 @@ def _sentence_model(path: str, device: str | None):
 
 def _model_dir(model: str | None) -> str:
     """Local folder of the embedding model: embedded MiniLM, a directory, or the HF cache."""
-    from ..engines import resolve_model
-    from ..engines.embedded import minilm_dir
-
     if model is None:
         return minilm_dir()
     if "/" not in model and not os.path.isdir(os.path.expanduser(model)):

@@ -136,8 +136,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("to_preference_pairs", _P + "preference:to_preference_pairs", "map",
           "chosen = best-scored response, rejected = worst", reads=("instruction", "responses", "rewards_*"),
           writes=schema.PAIR_FEATURES),
-    Stage("to_messages", _P + "formats:to_messages", "map", "TRL's conversational SFT format",
-          reads=("conversations",), writes=schema.SFT_FEATURES),
+    Stage("to_messages", _P + "formats:to_messages", "map",
+          "TRL's conversational SFT format (from `conversations` where a row has them)",
+          reads=("instruction", "response"), writes=schema.SFT_FEATURES),
     Stage("to_sharegpt", _P + "formats:to_sharegpt", "map", "the published ShareGPT `conversations`",
           reads=("instruction", "response"), writes=schema.SHAREGPT_FEATURES),
     Stage("to_preference", _P + "formats:to_preference", "map", "TRL's DPO format (prompt / chosen / rejected)",
@@ -182,7 +183,7 @@ def stage_of(function: Callable[..., Any]) -> Stage | None:
 def writer_of(column: str) -> str:
     """The stage that writes `column` (the first in pipeline order), for missing-column messages."""
     if column == "uuid":
-        return "empty (or add_magpie_instructions)"
+        return "magpie.empty(n) (or add_magpie_instructions)"
     for s in STAGES:
         if s.writes_column(column):
             return s.name
@@ -222,5 +223,24 @@ def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:
     )
 
 
-__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "models_of", "require_reads",
+def markdown_table() -> str:
+    """The README's stage table: one row per stage, from this table.
+
+    >>> markdown_table().splitlines()[2]
+    '| `empty` | source | — | `uuid` | — | n placeholder rows with a stable `uuid` each |'
+    """
+
+    def code(names) -> str:
+        return ", ".join(f"`{n}`" for n in names) or "—"
+
+    lines = ["| stage | kind | reads | writes | models | what it does |", "|---|---|---|---|---|---|"]
+    for s in STAGES:
+        name = " / ".join(f"`{n}`" for n in (s.name, *s.aliases))
+        writes = code([*s.writes, *s.writes_patterns])
+        models = ", ".join(f"{m.role} (`{m.argument}`)" for m in s.models) or "—"
+        lines.append(f"| {name} | {s.kind} | {code(s.reads)} | {writes} | {models} | {s.summary} |")
+    return "\n".join(lines)
+
+
+__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "markdown_table", "models_of", "require_reads",
            "stage", "stage_of", "writer_of"]
