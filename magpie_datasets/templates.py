@@ -1,4 +1,4 @@
-"""Chat-template introspection: the strings Magpie feeds a chat model (DESIGN §4).
+"""Chat-template introspection: the strings Magpie feeds a chat model (see docs/design.md, Chat templates).
 
 Everything is derived by rendering the tokenizer's own chat template through
 `tokenizer.apply_chat_template(..., tokenize=False)` with a sentinel as the user text:

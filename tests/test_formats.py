@@ -55,7 +55,7 @@ def msg(role, content):
 
 
 SYSTEM = "You are a terse assistant."
-PAIRS = {  # full conversations, as the preference stage writes them (DESIGN §5)
+PAIRS = {  # full conversations, as the preference stage writes them
     "uuid": ["a", "b", "c"],
     "chosen": [
         [msg("user", "What color is the sky?"), msg("assistant", "Blue.")],

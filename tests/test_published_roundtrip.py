@@ -55,7 +55,7 @@ def test_published_repo_through_a_stage_and_a_filter_saves_and_loads_with_the_sa
 
     staged = source.map(to_messages, batched=True)  # a stage of ours on published rows
     assert staged.features["messages"] == datasets.List({"role": Value("string"), "content": Value("string")})
-    kept = staged.filter(  # the paper's row rules (DESIGN §5), on published columns
+    kept = staged.filter(  # the paper's row rules, on published columns
         lambda row: row["input_quality"] in ("good", "excellent")
         and row["instruct_reward"] > -10
         and row["min_similar_uuid"] in (None, row["uuid"])

@@ -58,7 +58,7 @@ def test_every_recipe_validates_full_size_and_scaled_down(path):
     assert recipe.num_rows >= 100_000 and recipe.engine == "vllm"
     assert [s.stage for s in recipe.stages][0] == "add_magpie_instructions"
     first = recipes.resolve_kwargs(recipe, recipe.stages[0])
-    assert (first["temperature"], first["top_p"], first["max_tokens"]) == (1.0, 1.0, 2048)  # DESIGN §5 step 1
+    assert (first["temperature"], first["top_p"], first["max_tokens"]) == (1.0, 1.0, 2048)  # the paper's step-1 decoding
     for step in recipe.stages:
         kwargs = recipes.resolve_kwargs(recipe, step)
         if step.stage == "generate_responses":  # step 2: greedy, 4096 tokens, no repetition penalty

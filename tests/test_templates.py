@@ -35,7 +35,7 @@ QWEN25 = (
     "<|im_start|>user\n"
 )
 
-# The authors' published pre-query strings (DESIGN §4; magpie-align configs/model_configs.json).
+# The authors' published pre-query strings (magpie-align configs/model_configs.json).
 PUBLISHED = {
     "meta-llama__Meta-Llama-3-8B-Instruct": ("llama-3", LLAMA3),
     "meta-llama__Llama-3.1-8B-Instruct": ("llama-3.1", LLAMA3),
