@@ -64,6 +64,30 @@ def chat_stops(tokenizer) -> tuple[str, ...]:
     return magpie_template(tokenizer, system_prompt="template").stop
 
 
+def filled_options(
+    stage: str, engine_options: Mapping[str, Any] | None, defaults: Mapping[str, Any], model: str
+) -> dict[str, Any]:
+    """`engine_options` with every setting of `defaults` filled in; an unknown key is one `ValueError`.
+
+    For models with a loader of their own (reward models, embedders), whose settings are fixed.
+
+    >>> filled_options("s", {"batch_size": 2}, {"device": None, "batch_size": 8}, "an embedder")
+    {'device': None, 'batch_size': 2}
+    >>> filled_options("s", {"tp": 2}, {"device": None}, "an embedder")
+    Traceback (most recent call last):
+    ...
+    ValueError: s: unknown engine_options key 'tp'; an embedder takes device
+    """
+    given = dict(engine_options or {})
+    unknown = [key for key in given if key not in defaults]
+    if unknown:
+        raise ValueError(
+            f"{stage}: unknown engine_options key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"{model} takes {', '.join(defaults)}"
+        )
+    return {**defaults, **given}
+
+
 def engine_record(llm: Engine) -> dict[str, Any]:
     """What rows record about the engine that wrote them: model id, where its weights came
     from, engine, compute dtype.

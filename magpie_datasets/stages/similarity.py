@@ -48,12 +48,13 @@ from datasets.features.features import get_nested_type
 
 from ..engines import cached_model, model_source, resolve_model
 from ..engines.embedded import EMBEDDED_EMBEDDING_MODEL, minilm_dir
+from ..engines.models import filled_options
 from ..schema import NEIGHBOR_CONFIGS, NEIGHBOR_FEATURES, record
 from .table import require_reads
 
 NEIGHBOR_COLUMNS = tuple(NEIGHBOR_FEATURES)
 DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2 d): above this, IVF (bench/bench_similarity.py)
-_ENCODER_OPTIONS = ("device", "batch_size")
+_ENCODER_OPTIONS = {"device": None, "batch_size": 128}
 _CHUNK_ROWS = 8_192  # texts read and embedded per step; bounds memory of the streaming pass
 _SEARCH_ROWS = 4_096  # queries per FAISS call
 _FIRST_K = 16  # neighbours asked per row; rows whose k results are all duplicates ask again
@@ -97,17 +98,11 @@ def min_neighbor_distance(
     published data) are replaced. See the module docstring for what each column means.
     """
     require_reads(ds.features, "min_neighbor_distance", (column, "uuid"))
-    options = dict(engine_options or {})
-    unknown = sorted(set(options) - set(_ENCODER_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"min_neighbor_distance: unknown engine_options {unknown}; the embedding model takes "
-            f"{', '.join(_ENCODER_OPTIONS)}."
-        )
+    options = filled_options("min_neighbor_distance", engine_options, _ENCODER_OPTIONS, "the embedding model")
     n = len(ds)
     texts = ds.select_columns([column])
     path = _model_dir(model)
-    encode = _encoder(path, options.get("device"), options.get("batch_size", 128))
+    encode = _encoder(path, options["device"], options["batch_size"])
     stats = streamed_neighbor_stats(
         n, lambda rows: encode(_texts(texts, rows)), threshold, exact_max_rows, nprobe, seed
     )

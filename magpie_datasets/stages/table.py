@@ -68,6 +68,7 @@ class Stage:
     models: tuple[Model, ...] = ()
     charts: tuple[Chart, ...] = ()
     aliases: tuple[str, ...] = ()
+    passes_keywords_to: str | None = None  # the stage that takes this one's other keyword arguments
 
     @property
     def function(self) -> Callable[..., Any]:
@@ -90,7 +91,8 @@ STAGES: tuple[Stage, ...] = (
           reads=("uuid",), writes=schema.INSTRUCTION_FEATURES, models=(_CHAT,)),
     Stage("add_controlled_instructions", _P + "control:add_controlled_instructions", "map",
           "step 1 under a system prompt drawn per row from a domain / language mix",
-          reads=("uuid",), writes=schema.CONTROL_FEATURES, models=(_CHAT,)),
+          reads=("uuid",), writes=schema.CONTROL_FEATURES, models=(_CHAT,),
+          passes_keywords_to="add_magpie_instructions"),
     Stage("generate_responses", _P + "generate:generate_responses", "map",
           "step 2: the answer through the normal chat template",
           reads=("instruction",), writes=schema.RESPONSE_FEATURES, models=(_RESPONDER,),
@@ -164,15 +166,24 @@ STAGES: tuple[Stage, ...] = (
           reads=("input_quality", "instruct_reward", "instruction", "min_similar_uuid", "uuid", "response_length")),
 )
 
-_BY_NAME = {s.name: s for s in STAGES}
+_BY_NAME = {name: s for s in STAGES for name in (s.name, *s.aliases)}
 
 
 def stage(name: str) -> Stage:
     """The table entry of `name` (or of an alias such as "add_responses")."""
-    for s in STAGES:
-        if name == s.name or name in s.aliases:
-            return s
-    raise KeyError(f"unknown stage {name!r}; known stages: {', '.join(sorted(_BY_NAME))}")
+    if name not in _BY_NAME:
+        raise KeyError(f"unknown stage {name!r}; known stages: {', '.join(sorted(s.name for s in STAGES))}")
+    return _BY_NAME[name]
+
+
+def keywords(name: str) -> dict[str, inspect.Parameter]:
+    """The keyword parameters stage `name` takes after its batch / dataset, including those it
+    passes on (`add_controlled_instructions` hands its step-1 keywords to `add_magpie_instructions`)."""
+    entry = stage(name)
+    params = dict(list(inspect.signature(entry.function).parameters.items())[1:])
+    if entry.passes_keywords_to:
+        params = {**keywords(entry.passes_keywords_to), **params}
+    return params
 
 
 def stage_of(function: Callable[..., Any]) -> Stage | None:
@@ -195,7 +206,9 @@ def require_reads(batch: Mapping[str, Any], name: str, columns: tuple[str, ...] 
 
     `columns` replaces the table's `reads` where the stage was told to read another column.
     """
-    require_columns(batch, {c: writer_of(c) for c in (columns or stage(name).reads)}, name)
+    missing = [c for c in (columns or stage(name).reads) if c not in batch]
+    if missing:  # writers are looked up only for the message: filters call this on every row
+        require_columns(batch, {c: writer_of(c) for c in missing}, name)
 
 
 def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:
@@ -210,11 +223,7 @@ def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:
     entry = stage(name)
     if not entry.models:
         return ()
-    defaults = {p.name: p.default for p in inspect.signature(entry.function).parameters.values()
-                if p.default is not inspect.Parameter.empty}
-    if entry.name == "add_controlled_instructions":  # its step-1 keywords pass through to step 1
-        defaults = {**{p.name: p.default for p in inspect.signature(stage("add_magpie_instructions").function)
-                       .parameters.values() if p.default is not inspect.Parameter.empty}, **defaults}
+    defaults = {p.name: p.default for p in keywords(name).values() if p.default is not inspect.Parameter.empty}
     given = {**defaults, **kwargs}
     return tuple(
         (m.role if m.engine is None else "chat", given.get(m.argument),
@@ -242,5 +251,5 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "markdown_table", "models_of", "require_reads",
+__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "keywords", "markdown_table", "models_of", "require_reads",
            "stage", "stage_of", "writer_of"]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ...engines import cached_model, model_source, resolve_model
+from ...engines.models import filled_options
 
 DEFAULT_REWARD_MODEL = "sfairXC/FsfairX-LLaMA3-RM-v0.1"  # the reward model of the authors' Pro datasets
 
@@ -53,14 +54,7 @@ def reward_options(engine_options: Mapping[str, Any] | None, stage: str = "add_r
     ...
     ValueError: add_rewards: unknown engine_options key 'tensor_parallel_size'; a reward model takes trust_remote_code, dtype, device, batch_size, max_length
     """
-    given = dict(engine_options or {})
-    unknown = [key for key in given if key not in REWARD_OPTIONS]
-    if unknown:
-        raise ValueError(
-            f"{stage}: unknown engine_options key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"a reward model takes {', '.join(REWARD_OPTIONS)}"
-        )
-    return {**REWARD_OPTIONS, **given}
+    return filled_options(stage, engine_options, REWARD_OPTIONS, "a reward model")
 
 
 def _read_config(path: str) -> dict:
