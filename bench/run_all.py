@@ -59,9 +59,10 @@ STAGES = {
     "checkpoint": (None, "run_resumable vs Dataset.map, trivial step"),
 }
 GENERATION = {"step1", "step2", "step1_vllm", "step2_vllm", "tags", "multiturn", "preference", "control", "safety", "rewards"}
-MODULES = {"language": "language", "neighbors": "similarity", "tags": "tags", "safety": "safety", "rewards": "rewards",
-           "filters": "filters", "formats": "formats", "multiturn": "multiturn", "preference": "preference",
-           "control": "control", "card": "hub"}
+MODULES = {"language": "stages.language", "neighbors": "stages.similarity", "tags": "stages.tags",
+           "safety": "stages.safety", "rewards": "stages.rewards", "filters": "stages.filters",
+           "formats": "stages.formats", "multiturn": "stages.multiturn", "preference": "stages.preference",
+           "control": "stages.control", "card": "publish.hub"}
 BATCH = 50  # rows per map batch (and per engine call)
 
 
@@ -119,7 +120,8 @@ class Clock:
 
 def _bare_step1(n: int, max_tokens: int, engine: str) -> dict:
     from magpie_datasets.engines import Sampling, load_engine
-    from magpie_datasets.stages.generate import empty, row_seed
+    from magpie_datasets.stages.generate import empty
+    from magpie_datasets.stages.rows import row_seed
     from magpie_datasets.templates import magpie_template
 
     llm = load_engine(None, engine, **_engine_options(engine))
