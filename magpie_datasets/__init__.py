@@ -16,7 +16,9 @@ from .engines.embedded import EMBEDDED_CHAT_MODEL
 from .publish.hub import push_to_hub, save_for_hub
 from .runners.checkpoint import run_resumable
 from .stages import filters
+from .stages.contamination import contamination_summary
 from .stages.control import assign_system_prompts
+from .stages.sanitize import sanitize_instruction
 from .stages.table import STAGES
 from .templates import ChatTemplate, TemplateError, chat_prompt, describe, magpie_template, next_user_prefix
 from .version import __version__
@@ -32,6 +34,7 @@ __all__ = sorted([
     "ChatTemplate",
     "TemplateError",
     "assign_system_prompts",
+    "contamination_summary",
     "chat_prompt",
     "describe",
     "filters",
@@ -40,6 +43,7 @@ __all__ = sorted([
     "push_to_hub",
     "release_engines",
     "run_resumable",
+    "sanitize_instruction",
     "save_for_hub",
     *_STAGE_EXPORTS,
 ])

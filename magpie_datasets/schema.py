@@ -58,6 +58,8 @@ GEN_RESPONSE_CONFIGS = {
     "engine": Value("string"),
     "dtype": Value("string"),
     "seed": Value("int64"),
+    "chat_template_kwargs": Value("string"),  # JSON object, sorted keys; null without any
+    "reasoning_markers": Sequence(Value("string")),  # [start, end] the template names; null if none
 }
 
 CONVERSATIONS = [{"from": Value("string"), "value": Value("string")}]
@@ -71,6 +73,10 @@ INSTRUCTION_OPTIONS = {
     "model_source": Value("string"),
     "engine": Value("string"),
     "dtype": Value("string"),
+    "chat_template_kwargs": Value("string"),  # JSON object, sorted keys; null without any
+    # the logit bias on the first generated token ([] without one) and its own temperature (null: none)
+    "first_token_bias": [{"token": Value("string"), "token_id": Value("int64"), "bias": Value("float64")}],
+    "first_token_temperature": Value("float64"),
 }
 
 INSTRUCTION_FEATURES = Features(
@@ -81,6 +87,7 @@ INSTRUCTION_FEATURES = Features(
         "instruction_options": INSTRUCTION_OPTIONS,
         "instruction": Value("string"),
         "instruction_issue": Value("string"),
+        "instruction_sanitize_class": Value("string"),  # rule of sanitize_instruction; null: none fired
     }
 )
 
@@ -97,6 +104,19 @@ RESPONSE_FEATURES = Features(
 
 
 CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": _s})
+
+# What `normalize` may add to a published variant: the current names of its moved columns.
+NORMALIZED_FEATURES = Features(
+    {
+        "uuid": _s,
+        "instruction": _s,
+        "response": _s,
+        "gen_input_configs": GEN_INPUT_CONFIGS,
+        "instruction_length": Value("int64"),
+        "response_length": Value("int64"),
+        "min_similar_uuid": _s,
+    }
+)
 
 # --- multi-turn (MAGPIE-MT) ------------------------------------------------------------------
 
@@ -116,6 +136,7 @@ GEN_MT_CONFIGS = {
     "seed": Value("int64"),
     "engine": _s,
     "dtype": _s,
+    "chat_template_kwargs": _s,  # JSON object, sorted keys; null without any
 }
 
 
@@ -134,6 +155,19 @@ def turn_features(num_turns: int) -> Features:
     columns["gen_mt_configs"] = GEN_MT_CONFIGS
     return Features(columns)
 
+
+# --- reasoning (split_reasoning) ------------------------------------------------------------
+
+REASONING_CONFIGS = {
+    "column": _s,  # the column split (its raw text is kept in `response_raw`)
+    "start": _s,
+    "end": _s,
+    "markers_from": _s,  # "given", "template" (recorded at step 2) or "default" (<think>/</think>)
+    "prompt_opens": Value("bool"),  # the generation prompt already opened the reasoning block
+}
+REASONING_FEATURES = Features(
+    {"reasoning": _s, "response": _s, "response_raw": _s, "reasoning_issue": _s, "reasoning_configs": REASONING_CONFIGS}
+)
 
 # --- preference pairs (MAGPIE-DPO) ------------------------------------------------------------
 
@@ -249,6 +283,20 @@ NEIGHBOR_FEATURES = Features(
         "repeat_count": Value("int64"),
         "min_similar_uuid": _s,
         "neighbor_configs": NEIGHBOR_CONFIGS,
+    }
+)
+CONTAMINATION_CONFIGS = {
+    "column": _s,
+    "embedding_model": _s,
+    "model_source": _s,
+    "threshold": Value("float64"),  # cosine similarity at or above which a row is flagged
+    "reference_size": Value("int64"),  # number of reference (benchmark) questions searched
+}
+CONTAMINATION_FEATURES = Features(
+    {
+        "contamination_similarity": Value("float64"),  # cosine to the closest reference question
+        "contamination_match": _s,  # that question
+        "contamination_configs": CONTAMINATION_CONFIGS,
     }
 )
 

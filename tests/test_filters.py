@@ -56,6 +56,17 @@ EXPECTED = {
     "paper-300k": {"r01", "r02", "r03", "r06", "r07", "r11", "r12"},
 }
 
+# The paper's table 5 (appendix C) at tau1 = -12, tau2 = 0; every row here has min_neighbor_distance 0.5.
+EXPECTED.update({
+    "air-filter": {"r01", "r06", "r07", "r09", "r10", "r11", "r12", "r15"},  # >= good, >= medium, diff > 0
+    "pro-filter1": {r[0] for r in ROWS} - {"r04", "r13", "r14"},  # >= average, reward > -12
+    "pro-filter2": {"r01", "r02", "r06", "r07", "r08", "r09", "r10", "r11", "r12", "r15"},
+    "pro-filter3": {r[0] for r in ROWS} - {"r14"},  # reward > -12 only
+    "pro-filter4": {"r01", "r02", "r06", "r07", "r09", "r10", "r11", "r12", "r15"},
+    "pro-filter5": {"r01", "r02", "r06", "r07", "r08", "r09", "r10", "r11", "r12", "r15"},
+    "pro-filter6": {r[0] for r in ROWS} - {"r05", "r13", "r14"},  # >= easy (then half easy), reward > -12
+})
+
 
 def _dataset(rows=ROWS):
     columns = {name: [] for name in FEATURES}
@@ -182,3 +193,44 @@ def test_published_rows_filter_with_pro_300k():
     assert [u[:8] for u in filters.dedup(ds)["uuid"]] == [u[:8] for u in ds["uuid"] if not u.startswith("6427f85c")]
     with pytest.raises(MissingColumnError, match="reward_difference.*reward_diff"):
         ds.filter(filters.PAPER["paper-300k"])
+
+
+# --- the paper's table 5 ----------------------------------------------------------------------
+
+
+def test_table5_thresholds_are_parameters():
+    ds = _dataset()
+    kept = lambda f: set(ds.filter(f, batched=True)["uuid"])  # noqa: E731
+    assert filters.TAU1 == -12 and filters.TAU2 == 0
+    assert kept(filters.table5("pro-filter3", tau1=-10)) == {r[0] for r in ROWS} - {"r06", "r07", "r14"}
+    assert kept(filters.table5("pro-filter3", tau1=-9.6)) == {r[0] for r in ROWS} - {"r06", "r07", "r14"}
+    assert kept(filters.table5("pro-filter3", tau1=-9.4)) == {r[0] for r in ROWS} - {"r02", "r06", "r07", "r14"}
+    assert kept(filters.table5("pro-filter4", tau2=0.6)) == EXPECTED["pro-filter4"] - {"r02", "r07"}
+    assert kept(filters.table5("air-filter", tau1=100)) == EXPECTED["air-filter"]  # the Air filter has no reward rule
+    with pytest.raises(ValueError, match="air-filter, pro-filter1"):
+        filters.table5("pro-filter7")
+
+
+def test_table5_needs_a_positive_neighbour_distance():
+    ds = _dataset().map(lambda row: {"min_neighbor_distance": 0.0 if row["uuid"] in ("r01", "r02") else 0.5})
+    assert set(ds.filter(filters.PAPER["pro-filter3"])["uuid"]) == EXPECTED["pro-filter3"] - {"r01", "r02"}
+    assert set(ds.filter(filters.min_distance(0.4))["uuid"]) == {r[0] for r in ROWS} - {"r01", "r02"}
+    with pytest.raises(MissingColumnError, match="Run min_neighbor_distance first"):
+        _dataset().remove_columns(["min_neighbor_distance"]).filter(filters.PAPER["pro-filter1"])
+
+
+def test_table5_whole_dataset_steps():
+    ds = _dataset()
+    longest = lambda name, **kw: filters.apply_recipe(ds, name, **kw)["uuid"]  # noqa: E731
+    # Filter 5 keeps every row that passes, no longest-k step
+    assert filters.PAPER_LONGEST["pro-filter5"] is None
+    assert sorted(longest("pro-filter5")) == sorted(EXPECTED["pro-filter5"])
+    # the others: the k longest responses of the rows that pass (r15 997, r01 900, r10 850, r02 800)
+    assert set(longest("pro-filter2", k=4)) == {"r15", "r01", "r10", "r02"}
+    assert set(longest("pro-filter2", k=4, tau1=-9)) == {"r15", "r01", "r10", "r12"}
+    # Filter 6: half of k among "easy" rows (r02 800, r03 700), half among harder ones
+    assert set(longest("pro-filter6", k=4)) == {"r02", "r03", "r04", "r15"}
+    assert set(longest("pro-filter6", k=6)) == {"r02", "r03", "r04", "r15", "r01"}  # 2 easy + 3 harder
+    assert len(longest("pro-filter6", k=10)) == 2 + 5  # only two easy rows: no backfill from the harder half
+    shuffled = longest("pro-filter3", k=14)
+    assert sorted(shuffled) == sorted(EXPECTED["pro-filter3"]) and shuffled == longest("pro-filter3", k=14)

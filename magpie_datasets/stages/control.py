@@ -12,13 +12,13 @@ depend on batch boundaries; `assign_system_prompts` is that draw as a pure funct
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from ..schema import CONTROL_FEATURES, batch_size_of, typed_batch
 from ..version import versioned
 from .generate import add_magpie_instructions
+from .rows import weighted_draw
 from .table import require_reads
 
 # In our own words, after the paper's fig. 15 (math, code, translation assistants).
@@ -105,19 +105,7 @@ def assign_system_prompts(
     ['math', 'math', 'math']
     """
     weights = _weights(mix)
-    total = sum(w for _, w in weights)
-    chosen = []
-    for row_id in row_ids:
-        digest = hashlib.sha256(f"{seed}/{row_id}".encode()).digest()
-        point = int.from_bytes(digest[:8], "little") / 2**64 * total  # uniform in [0, total)
-        for key, weight in weights:
-            if point < weight:
-                break
-            point -= weight
-        else:  # float rounding at the very top
-            key = next(k for k, w in reversed(weights) if w > 0)
-        chosen.append(key)
-    return chosen
+    return [weights[i][0] for i in weighted_draw(row_ids, [w for _, w in weights], seed)]
 
 
 @versioned
@@ -143,7 +131,7 @@ def add_controlled_instructions(
         "control": ["math", "code"], "instruction_options": [{"system_prompt": "You are ... mathematics ...", ...}, ...], ...}
     ```
     """
-    require_reads(batch, "add_controlled_instructions")
+    batch = require_reads(batch, "add_controlled_instructions")
     if "system_prompt" in step1:
         raise ValueError("add_controlled_instructions takes its system prompts from mix= (or language=), not system_prompt=")
     if language is not None:

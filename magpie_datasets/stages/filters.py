@@ -4,12 +4,19 @@
     ds = ds.filter(filters.PAPER["pro-300k"])      # the row rules of a published recipe ...
     ds = filters.longest(ds, 300_000)               # ... then its whole-dataset step
     ds = filters.apply_recipe(ds, "pro-300k")       # both at once
+    ds = filters.apply_recipe(ds, "pro-filter2", tau1=-12)   # a configuration of the paper's table 5
 
 A predicate is a `RowFilter`: called on one row (a dict of values, what `ds.filter(f)` passes
 by default) it returns a bool; called on a batch (a dict of lists, `ds.filter(f, batched=True)`,
 faster) it returns a list of bools. It tells the two apart by the type of the first column it
 reads: every column a filter reads holds scalars (str, float, None), so a list means a batch.
-A missing column raises one error naming the stage that writes it.
+A missing column raises one error naming the stage that writes it; a published variant's
+column (e.g. Air-3M v0.1's `input`) is read under its current name (see `normalize`).
+
+`PAPER` holds the row rules of the published releases (their dataset cards and notebook) and
+the seven configurations of the paper's table 5 (appendix C: "air-filter", "pro-filter1" ...
+"pro-filter6", built by `table5` with thresholds tau1 = -12 on the reward and tau2 = 0 on the
+reward difference as parameters); `apply_recipe` adds each one's whole-dataset step.
 
 Labels compare by their order in `schema` (worst to best), case and surrounding spaces ignored;
 a missing or unknown label fails every threshold. A missing (None/NaN) reward fails too.
@@ -21,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 
 from ..schema import DIFFICULTY_LABELS as DIFFICULTY
 from ..schema import QUALITY_LABELS as QUALITY
@@ -41,7 +48,7 @@ class RowFilter:
     version: str = field(default=__version__, repr=False)
 
     def __call__(self, example: Mapping[str, Any]) -> bool | list[bool]:
-        require_reads(example, f"filter {self.name}", self.columns)
+        example = require_reads(example, f"filter {self.name}", self.columns)
         first = example[self.columns[0]]
         if not isinstance(first, list):
             return bool(self.rule(example))
@@ -138,6 +145,12 @@ def language_is(*codes: str, column: str = "language") -> RowFilter:
     return RowFilter(f"{column} in {sorted(wanted)}", lambda row: row[column] in wanted, (column,))
 
 
+def min_distance(threshold: float = 0.0, column: str = "min_neighbor_distance") -> RowFilter:
+    """Keep rows whose nearest other instruction is strictly farther than `threshold` (paper
+    table 5: "> 0", which drops every row that has an exact duplicate, both copies)."""
+    return _greater(column, threshold)
+
+
 is_unique = RowFilter(
     "unique (min_similar_uuid is null or own uuid)",
     lambda row: row["min_similar_uuid"] is None or row["min_similar_uuid"] == row["uuid"],
@@ -174,25 +187,114 @@ PAPER: dict[str, RowFilter] = {
 PAPER_LONGEST = {name: 300_000 for name in PAPER}
 
 
+# --- the paper's table 5 (appendix C): its filter configurations ------------------------------
+
+TAU1 = -12.0  # reward threshold of table 5 (paper appendix C: "we empirically set tau1 = -12")
+TAU2 = 0.0  # reward-difference threshold of table 5 ("tau2 = 0")
+
+
+@dataclass(frozen=True)
+class FilterSetup:
+    """One row of the paper's table 5: which thresholds apply, then how many longest responses.
+
+    Every setup also needs `min_neighbor_distance > 0`. `reward`: keep reward > tau1;
+    `reward_difference`: keep reward - base reward > tau2; `k`: the k longest responses
+    (None: every row that passes); `half_easy`: k/2 of them "easy", k/2 harder.
+    """
+
+    source: str
+    convs: str
+    quality: str | None = None
+    difficulty: str | None = None
+    reward: bool = False
+    reward_difference: bool = False
+    k: int | None = 300_000
+    half_easy: bool = False
+
+
+TABLE5: dict[str, FilterSetup] = {
+    "air-filter": FilterSetup("Magpie-Air", "300K", quality="good", difficulty="medium", reward_difference=True),
+    "pro-filter1": FilterSetup("Magpie-Pro", "300K", quality="average", reward=True),
+    "pro-filter2": FilterSetup("Magpie-Pro", "300K", quality="good", difficulty="easy", reward=True),
+    "pro-filter3": FilterSetup("Magpie-Pro", "300K", reward=True),
+    "pro-filter4": FilterSetup("Magpie-Pro", "300K", quality="good", difficulty="easy", reward_difference=True),
+    # no longest-k step: the 338K rows that pass
+    "pro-filter5": FilterSetup("Magpie-Pro", "338K", quality="good", difficulty="easy", reward=True, k=None),
+    # "50% easy + 50% > easy": the 100K longest easy rows and the 100K longest harder ones
+    "pro-filter6": FilterSetup("Magpie-Pro", "200K", difficulty="easy", reward=True, k=200_000, half_easy=True),
+}
+
+
+def table5(name: str, tau1: float = TAU1, tau2: float = TAU2) -> RowFilter:
+    """The row rules of table 5's configuration `name` (see `TABLE5`), thresholds as parameters.
+
+    >>> keep = table5("pro-filter2")
+    >>> keep.name
+    'pro-filter2'
+    >>> keep({"input_quality": "good", "difficulty": "easy", "min_neighbor_distance": 0.3, "instruct_reward": -11.0})
+    True
+    >>> table5("pro-filter2", tau1=-10)({"input_quality": "good", "difficulty": "easy",
+    ...                                  "min_neighbor_distance": 0.3, "instruct_reward": -11.0})
+    False
+    """
+    if name not in TABLE5:
+        raise ValueError(f"Unknown table 5 configuration {name!r}: choose one of {', '.join(TABLE5)}")
+    setup = TABLE5[name]
+    rules = [min_quality(setup.quality)] if setup.quality else []
+    rules += [min_difficulty(setup.difficulty)] if setup.difficulty else []
+    rules.append(min_distance(0.0))
+    rules += [min_reward(tau1)] if setup.reward else []
+    rules += [positive_reward_difference(tau2)] if setup.reward_difference else []
+    return _recipe(name, *rules)
+
+
+# Table 5 beside the dataset-card recipes, at the paper's thresholds (`apply_recipe` takes others).
+PAPER.update({name: table5(name) for name in TABLE5})
+PAPER_LONGEST.update({name: setup.k for name, setup in TABLE5.items()})
+
+
 def dedup(ds: Dataset) -> Dataset:
     """Keep rows whose `min_similar_uuid` is null or their own uuid (one row per duplicate group)."""
-    require_reads(ds.features, "dedup")
+    ds = require_reads(ds, "dedup")
     return ds.filter(is_unique, batched=True)
 
 
 def longest(ds: Dataset, k: int, seed: int = 42, column: str = "response_length") -> Dataset:
     """The `k` rows with the largest `column` (ties in dataset order), shuffled with `seed`."""
-    require_reads(ds.features, "longest", (column,))
+    ds = require_reads(ds, "longest", (column,))
     if k < 0:
         raise ValueError(f"longest needs k >= 0, got {k}")
     top = ds.sort(column, reverse=True).select(range(min(k, len(ds))))
     return top.shuffle(seed=seed)
 
 
-def apply_recipe(ds: Dataset, name: str, k: int | None = None, seed: int = 42) -> Dataset:
-    """`PAPER[name]` row rules, then the `k` (default: the recipe's size) longest responses, shuffled."""
+def apply_recipe(
+    ds: Dataset, name: str, k: int | None = None, seed: int = 42, tau1: float = TAU1, tau2: float = TAU2
+) -> Dataset:
+    """`PAPER[name]` row rules, then the `k` (default: the recipe's size) longest responses, shuffled.
+
+    For a table 5 configuration (`TABLE5`) `tau1` / `tau2` are its reward and reward-difference
+    thresholds; "pro-filter5" keeps every row that passes (unless `k` is given), and
+    "pro-filter6" takes k/2 of the longest among "easy" rows and k/2 among harder ones (fewer
+    where a half has fewer rows).
+    """
     if name not in PAPER:
         raise ValueError(f"Unknown recipe {name!r}: choose one of {', '.join(PAPER)}")
-    require_reads(ds.features, f"recipe {name}", PAPER[name].columns)
-    kept = ds.filter(PAPER[name], batched=True)
-    return longest(kept, PAPER_LONGEST[name] if k is None else k, seed=seed)
+    rules = table5(name, tau1, tau2) if name in TABLE5 else PAPER[name]
+    ds = require_reads(ds, f"recipe {name}", rules.columns)
+    kept = ds.filter(rules, batched=True)
+    size = PAPER_LONGEST[name] if k is None else k
+    if name in TABLE5 and TABLE5[name].half_easy:
+        return _half_easy(kept, size, seed)
+    return kept if size is None else longest(kept, size, seed=seed)
+
+
+_EASY = DIFFICULTY.index("easy")
+_is_easy = RowFilter("difficulty == easy", lambda row: _rank(DIFFICULTY, row["difficulty"]) == _EASY, ("difficulty",))
+_is_harder = RowFilter("difficulty > easy", lambda row: _rank(DIFFICULTY, row["difficulty"]) > _EASY, ("difficulty",))
+
+
+def _half_easy(ds: Dataset, k: int, seed: int) -> Dataset:
+    easy = longest(ds.filter(_is_easy, batched=True), k // 2, seed=seed)
+    harder = longest(ds.filter(_is_harder, batched=True), k - k // 2, seed=seed)
+    return concatenate_datasets([easy, harder]).shuffle(seed=seed)

@@ -111,7 +111,7 @@ def to_preference(
     `.select_columns(["prompt", "chosen", "rejected"])` to keep only TRL's columns. With
     `drop_unpaired=False` such rows raise a `ValueError` instead.
     """
-    require_reads(batch, "to_preference")
+    batch = require_reads(batch, "to_preference")
     unpaired = [row for row, issue in enumerate(batch.get(issue_column) or []) if issue is not None]
     if unpaired and not drop_unpaired:
         first = unpaired[0]
@@ -155,7 +155,7 @@ def _turn_of_message(message: Mapping[str, Any], row: int) -> dict[str, str]:
 
 def _texts_of_columns(batch: Mapping[str, list], row: int, stage: str) -> list[str]:
     """Alternating user/assistant texts of `instruction`, `response`, `instruction_2`, ... for one row."""
-    require_reads(batch, stage, ("instruction", "response"))
+    batch = require_reads(batch, stage, ("instruction", "response"))
     texts = []
     for suffix in _turn_suffixes(batch):
         instruction = batch[f"instruction{suffix}"][row]

@@ -58,7 +58,7 @@ def tag_language(
     another text column, `fn_kwargs={"low_accuracy": True}` trades short-text accuracy for
     a fast start-up. See the module docstring for the output.
     """
-    require_reads(batch, "tag_language", (column,))
+    batch = require_reads(batch, "tag_language", (column,))
     config = record(LANGUAGE_CONFIGS, column=column, detector="lingua", low_accuracy=low_accuracy)
     languages = detect_languages(batch[column], low_accuracy)
     # typed: a batch with no text at all must still write a string column, not a null one

@@ -70,7 +70,7 @@ def tag_safety(
     The verdict is about the last turn: the response, or the instruction when the response is
     empty or the column absent. Rows without an instruction get None everywhere.
     """
-    require_reads(batch, "tag_safety", ("instruction",))
+    batch = require_reads(batch, "tag_safety", ("instruction",))
     instructions = [q if isinstance(q, str) else "" for q in batch["instruction"]]
     rows = len(instructions)
     responses = list(batch[column]) if column in batch else [None] * rows

@@ -19,7 +19,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from datasets import Features
+from datasets import Dataset, Features
 
 from .. import schema
 from ..schema import MissingColumnError, require_columns
@@ -99,6 +99,9 @@ STAGES: tuple[Stage, ...] = (
           charts=(Chart("instruction_length", "Instruction length (characters)", "histogram"),
                   Chart("response_length", "Response length (characters)", "histogram")),
           aliases=("add_responses",)),
+    Stage("split_reasoning", _P + "reasoning:split_reasoning", "map",
+          "a reasoning model's thinking (`<think>` or the template's markers) apart from its answer",
+          reads=("response",), writes=schema.REASONING_FEATURES),
     Stage("add_turns", _P + "multiturn:add_turns", "map",
           "turns 2..k: follow-up questions and their answers",
           reads=("instruction", "response"), writes=schema.turn_features(2),
@@ -135,6 +138,11 @@ STAGES: tuple[Stage, ...] = (
           models=(Model("model", "embedder", engine=None),),
           charts=(Chart("min_neighbor_distance", "Distance to the nearest other instruction", "histogram"),
                   Chart("repeat_count", "Rows closer than the threshold", "histogram", plot=False))),
+    Stage("contamination", _P + "contamination:contamination", "dataset",
+          "cosine similarity to the closest benchmark question (FAISS), for a contamination check",
+          reads=("instruction",), writes=schema.CONTAMINATION_FEATURES,
+          models=(Model("model", "embedder", engine=None),),
+          charts=(Chart("contamination_similarity", "Similarity to the closest benchmark question", "histogram"),)),
     Stage("to_preference_pairs", _P + "preference:to_preference_pairs", "map",
           "chosen = best-scored response, rejected = worst", reads=("instruction", "responses", "rewards_*"),
           writes=schema.PAIR_FEATURES),
@@ -145,6 +153,9 @@ STAGES: tuple[Stage, ...] = (
           reads=("instruction", "response"), writes=schema.SHAREGPT_FEATURES),
     Stage("to_preference", _P + "formats:to_preference", "map", "TRL's DPO format (prompt / chosen / rejected)",
           reads=("chosen", "rejected"), writes=schema.DPO_FEATURES),
+    Stage("normalize", _P + "normalize:normalize", "map",
+          "a published variant's columns under the current names (Air-3M v0.1, Phi-3, Reasoning-V2, DPO)",
+          writes=schema.NORMALIZED_FEATURES),
     Stage("min_quality", _P + "filters:min_quality", "filter", "keep input quality >= a label",
           reads=("input_quality",)),
     Stage("min_difficulty", _P + "filters:min_difficulty", "filter", "keep difficulty >= a label",
@@ -156,6 +167,8 @@ STAGES: tuple[Stage, ...] = (
           reads=("instruction",)),
     Stage("max_newlines", _P + "filters:max_newlines", "filter", "drop text with many newlines (unless coding)",
           reads=("instruction", "task_category")),
+    Stage("min_distance", _P + "filters:min_distance", "filter",
+          "keep rows farther than a threshold from their nearest neighbour", reads=("min_neighbor_distance",)),
     Stage("language_is", _P + "filters:language_is", "filter", "keep rows in the given languages",
           reads=("language",)),
     Stage("dedup", _P + "filters:dedup", "dataset", "one row per duplicate group",
@@ -201,14 +214,55 @@ def writer_of(column: str) -> str:
     return "the stage that writes it"
 
 
-def require_reads(batch: Mapping[str, Any], name: str, columns: tuple[str, ...] | None = None) -> None:
-    """Raise one `MissingColumnError` naming the writer when `batch` lacks a column stage `name` reads.
+def require_reads(batch: Any, name: str, columns: tuple[str, ...] | None = None) -> Any:
+    """`batch` as stage `name` reads it: under the current column names where it is a published
+    variant (see `normalize`), else itself. Raise one `MissingColumnError` naming the writer (and
+    the variants' spellings) when a column it reads stays missing.
 
-    `columns` replaces the table's `reads` where the stage was told to read another column.
+    `batch` is a batch or row (a published column is then also readable under its current
+    name, the batch itself unchanged) or a whole `Dataset` (renamed with `rename_column`:
+    metadata only). `columns` replaces the table's `reads` where the stage was told to read
+    another column.
+
+    >>> view = require_reads({"input": ["Hi?"], "output": ["Hello!"]}, "tag_safety")
+    >>> view["instruction"], view["response"], sorted(view)
+    (['Hi?'], ['Hello!'], ['input', 'instruction', 'output', 'response'])
     """
-    missing = [c for c in (columns or stage(name).reads) if c not in batch]
-    if missing:  # writers are looked up only for the message: filters call this on every row
-        require_columns(batch, {c: writer_of(c) for c in missing}, name)
+    needed = columns or stage(name).reads
+    present = batch.column_names if isinstance(batch, Dataset) else batch.keys()
+    missing = [c for c in needed if c not in present]
+    if not missing:  # the common case stays one membership test per column: filters call this per row
+        return batch
+    variants = importlib.import_module(_P + "normalize")
+    found = variants.renames(present)  # all of them: a stage may read more than its `reads`
+    unknown = [c for c in missing if c not in found]
+    if unknown:  # writers are looked up only for the message
+        try:
+            require_columns(dict.fromkeys(present), {c: writer_of(c) for c in unknown}, name)
+        except MissingColumnError as err:
+            spellings = variants.spellings_of(unknown[0])
+            note = f" Published variants spell it {' or '.join(spellings)}." if spellings else ""
+            raise MissingColumnError(str(err) + note) from None
+    if isinstance(batch, Dataset):
+        return batch.rename_columns({old: new for new, old in found.items()})
+    return _Renamed(batch, found)
+
+
+class _Renamed(Mapping):
+    """A batch whose published columns are also readable under their current names (no copy)."""
+
+    def __init__(self, batch: Mapping[str, Any], aliases: Mapping[str, str]):
+        self._batch, self._aliases = batch, dict(aliases)
+
+    def __getitem__(self, column: str) -> Any:
+        return self._batch[self._aliases.get(column, column)]
+
+    def __iter__(self):
+        yield from self._batch
+        yield from self._aliases
+
+    def __len__(self) -> int:
+        return len(self._batch) + len(self._aliases)
 
 
 def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:

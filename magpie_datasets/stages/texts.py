@@ -2,16 +2,15 @@
 
     >>> clean_instruction("How do I bake bread?\\nAnswer: mix flour", early_stop=False, sanitize=True)
     ('How do I bake bread?', True)
+    >>> tidy_instruction("Task: Name a prime.\\nAnswer: 7", early_stop=False, sanitize=True, family="gemma-2")
+    ('Name a prime.', True, 'answer_marker')
     >>> text_issue("", "stop", ()), text_issue("Hi <|im_end|>", "stop", ("<|im_end|>",)), text_issue("Hi", "length", ())
     ('empty', 'template_markup', 'max_tokens')
 """
 
 from __future__ import annotations
 
-import re
-
-# Where a sampled "instruction" starts answering itself (the release's sanitizer).
-ANSWER_LEAK = re.compile(r"\n\s*(?:#+\s*)?(?:Answer|Solution|Response|Step 1)\b\s*:?|\n\s*##\s*Step\s*1\b")
+from .sanitize import sanitize_instruction
 
 
 def text_issue(text: str, finish_reason: str, markup: tuple[str, ...]) -> str | None:
@@ -31,14 +30,26 @@ def markup_tokens(tokenizer, stop: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*stop, *special]))
 
 
-def clean_instruction(text: str, early_stop: bool, sanitize: bool) -> tuple[str, bool]:
-    """Strip, then optionally cut at the first newline or before an answer leak.
+def tidy_instruction(
+    text: str, *, early_stop: bool, sanitize: bool, family: str | None = None
+) -> tuple[str, bool, str | None]:
+    """Strip, keep the first line when `early_stop`, then `sanitize_instruction` when `sanitize`.
 
-    Returns the text and whether anything was cut away.
+    Returns the text, whether its end was cut away (then hitting max_tokens does not
+    matter), and the sanitizer's rule (None when it changed nothing or is off). `family`
+    is the chat template's (`ChatTemplate.family`).
     """
-    cut = False
+    cut, rule = False, None
     if early_stop and "\n" in text.strip():
         text, cut = text.strip().split("\n", 1)[0], True
-    if sanitize and (leak := ANSWER_LEAK.search(text)):
-        text, cut = text[: leak.start()], True
-    return text.strip(), cut
+    text = text.strip()
+    if sanitize:
+        kept, rule = sanitize_instruction(text, family=family)
+        cut = cut or not text.endswith(kept)  # a stripped prefix alone leaves the end as sampled
+        text = kept
+    return text, cut, rule
+
+
+def clean_instruction(text: str, early_stop: bool, sanitize: bool, family: str | None = None) -> tuple[str, bool]:
+    """`tidy_instruction` without the rule: the text and whether anything was cut away."""
+    return tidy_instruction(text, early_stop=early_stop, sanitize=sanitize, family=family)[:2]

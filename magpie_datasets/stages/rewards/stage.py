@@ -98,7 +98,7 @@ def add_rewards(
     ```
     """
     options = reward_options(engine_options, "add_rewards")
-    require_reads(batch, "add_rewards", ("instruction", column))
+    batch = require_reads(batch, "add_rewards", ("instruction", column))
     instructions = [q if isinstance(q, str) else "" for q in batch["instruction"]]
     responses = list(batch[column])
 
@@ -174,7 +174,7 @@ def reward_diff(
     ```
     """
     options = reward_options(engine_options, "reward_diff")
-    require_reads(batch, "reward_diff", ("instruction", column))
+    batch = require_reads(batch, "reward_diff", ("instruction", column))
     instructions = [q if isinstance(q, str) else "" for q in batch["instruction"]]
     rows = len(instructions)
 

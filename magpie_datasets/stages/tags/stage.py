@@ -83,7 +83,7 @@ def tag_with_llm(
     ```
     """
     tags = _tags_of(tags)
-    require_reads(batch, "tag_with_llm", (column,))
+    batch = require_reads(batch, "tag_with_llm", (column,))
     instructions = [text if isinstance(text, str) else "" for text in batch[column]]
     rows = len(instructions)
     out: dict[str, list] = {}
