@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -35,6 +36,52 @@ class TemplateError(ValueError):
     """The tokenizer's chat template cannot give Magpie what it needs (message names the model)."""
 
 
+# apply_chat_template's own arguments: a template keyword of the same name would clash with them.
+_RENDER_ARGUMENTS = frozenset({"conversation", "messages", "tokenize", "add_generation_prompt", "tools", "documents",
+                               "chat_template", "continue_final_message", "return_dict", "return_tensors"})
+
+
+def template_kwargs(chat_template_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Checked keyword arguments for the chat template (e.g. Qwen3's `enable_thinking`); {} for None.
+
+    >>> template_kwargs({"enable_thinking": False}), template_kwargs(None)
+    ({'enable_thinking': False}, {})
+    >>> template_kwargs({"tokenize": True})
+    Traceback (most recent call last):
+    ...
+    magpie_datasets.templates.TemplateError: chat_template_kwargs cannot set 'tokenize', an argument of apply_chat_template itself; ...
+    """
+    if chat_template_kwargs is None:
+        return {}
+    if not isinstance(chat_template_kwargs, Mapping) or not all(isinstance(k, str) for k in chat_template_kwargs):
+        raise TemplateError(
+            f"chat_template_kwargs must map names to values, e.g. {{'enable_thinking': False}}, not {chat_template_kwargs!r}"
+        )
+    for key in chat_template_kwargs:
+        if key in _RENDER_ARGUMENTS:
+            raise TemplateError(
+                f"chat_template_kwargs cannot set {key!r}, an argument of apply_chat_template itself; "
+                "pass only the template's own variables (e.g. enable_thinking)."
+            )
+    try:
+        json.dumps(dict(chat_template_kwargs))
+    except (TypeError, ValueError) as err:
+        raise TemplateError(f"chat_template_kwargs must be JSON values, to be recorded per row: {err}") from err
+    return dict(chat_template_kwargs)
+
+
+def template_kwargs_record(chat_template_kwargs: Mapping[str, Any] | None) -> str | None:
+    """How a row records its chat-template keywords: a JSON object with sorted keys, None without any.
+
+    A string survives Arrow and the Hub for any keys and values, which a struct would not.
+
+    >>> template_kwargs_record({"enable_thinking": False, "a": 1}), template_kwargs_record({})
+    ('{"a": 1, "enable_thinking": false}', None)
+    """
+    found = template_kwargs(chat_template_kwargs)
+    return json.dumps(found, sort_keys=True, ensure_ascii=False) if found else None
+
+
 @dataclass(frozen=True)
 class ChatTemplate:
     pre_query: str  # fed alone to the model in step 1; starts with one BOS if the model uses one
@@ -42,6 +89,13 @@ class ChatTemplate:
     stop: tuple[str, ...]  # end-of-turn markers and role headers: step 1 stops at any of them
     family: str | None  # known family recognised from the template's content, else None
     system_prompt: str | None  # None (bare / authors' choice), "template" (as rendered) or the string used
+    # Step 1 only: the role names the authors also stop at (`stop_tokens_assistant`), for a reply
+    # header the model writes as plain text, where no special token marks it. Not for step 2: an
+    # answer may say "assistant".
+    assistant_stop: tuple[str, ...] = ()
+    # Step 1 only: a logit bias for the first generated token, as (token text, bias): the family's
+    # preset for its bare pre-query (Llama-3.1: no markdown header as the first token), else ()
+    first_token_bias: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +115,8 @@ class _Family:
     stop: tuple[str, ...]  # the authors' published stop strings
     bos: str | None  # the BOS the published string starts with; the tokenizer must use the same
     matches: Callable[[_Layout], bool]
+    assistant_stop: tuple[str, ...] = ("assistant",)  # the authors' stop_tokens_assistant
+    first_token_bias: tuple[tuple[str, float], ...] = ()  # with the bare pre-query (system_prompt=None)
 
 
 _LLAMA3_USER = "<|start_header_id|>user<|end_header_id|>\n\n"
@@ -71,6 +127,9 @@ _QWEN25_SYSTEM = (
     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
 )
 _CHATML_USER = "<|im_start|>user\n"
+# The release's de-markdown logits processor for Llama-3.1 (its str_utils): the first token of a
+# step-1 instruction may not be a markdown header; -9999.999 is the release's value.
+_NO_MARKDOWN_HEADER = tuple((header, -9999.999) for header in ("#", "##", "###", "####"))
 
 # Recognised by what the template writes around a user turn (or a distinctive line of its
 # source), never by the model's name. Order matters: the first match wins.
@@ -83,6 +142,7 @@ _FAMILIES = (
         (*_LLAMA3_STOP, "<|eom_id|>"),
         "<|begin_of_text|>",
         lambda t: t.before.endswith("<|eot_id|>" + _LLAMA3_USER) and "Cutting Knowledge Date:" in t.before,
+        first_token_bias=_NO_MARKDOWN_HEADER,
     ),
     _Family(
         "llama-3",
@@ -98,9 +158,17 @@ _FAMILIES = (
         _QWEN_STOP,
         None,
         lambda t: t.before == _QWEN25_SYSTEM + _CHATML_USER,
+        assistant_stop=("Assistant", "assistant"),  # as the authors' Qwen2 entries
     ),
     # Qwen2 (and Qwen1.5, same template): the authors dropped the injected default system prompt.
-    _Family("qwen2", _CHATML_USER, _QWEN_STOP, None, lambda t: t.before == _QWEN2_SYSTEM + _CHATML_USER),
+    _Family(
+        "qwen2",
+        _CHATML_USER,
+        _QWEN_STOP,
+        None,
+        lambda t: t.before == _QWEN2_SYSTEM + _CHATML_USER,
+        assistant_stop=("Assistant", "assistant"),
+    ),
     # Yi writes the assistant header after every user turn, generation prompt or not.
     _Family(
         "yi-1.5",
@@ -145,7 +213,13 @@ def _model(tokenizer) -> str:
     return getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__
 
 
-def _render(tokenizer, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool, what: str) -> str:
+def _render(
+    tokenizer,
+    messages: Sequence[Mapping[str, Any]],
+    add_generation_prompt: bool,
+    what: str,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
+) -> str:
     if not getattr(tokenizer, "chat_template", None):
         raise TemplateError(
             f"{_model(tokenizer)} has no chat template, so Magpie cannot build its prompts. "
@@ -153,7 +227,8 @@ def _render(tokenizer, messages: Sequence[Mapping[str, Any]], add_generation_pro
         )
     try:
         text = tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt,
+            **template_kwargs(chat_template_kwargs),
         )
     except Exception as err:  # Jinja's raise_exception, a missing key, a non-string content ...
         raise TemplateError(f"The chat template of {_model(tokenizer)} cannot render {what}: {err}") from err
@@ -195,15 +270,17 @@ def _without_bos(tokenizer, text: str) -> str:
     return text[len(bos) :] if bos and text.startswith(bos) else text
 
 
-def _user_turn(tokenizer, system_prompt: str | None) -> tuple[str, str, str]:
+def _user_turn(
+    tokenizer, system_prompt: str | None, chat_template_kwargs: Mapping[str, Any] | None = None
+) -> tuple[str, str, str]:
     """(before, after, post) of the sentinel for a lone user turn, after an optional system message."""
     messages = [{"role": "user", "content": USER_SENTINEL}]
     if system_prompt is not None:
         messages.insert(0, {"role": "system", "content": system_prompt})
     what = "a system message followed by a user turn" if system_prompt is not None else "a lone user turn"
     try:
-        plain = _render(tokenizer, messages, False, what)
-        prompted = _render(tokenizer, messages, True, what)
+        plain = _render(tokenizer, messages, False, what, chat_template_kwargs)
+        prompted = _render(tokenizer, messages, True, what, chat_template_kwargs)
     except TemplateError as err:
         hint = (
             "it does not take a system message: leave system_prompt unset"
@@ -258,7 +335,9 @@ def _generation_config_eos(tokenizer) -> list[str]:
     return [t for t in tokenizer.convert_ids_to_tokens(ids) if t]
 
 
-def _stops(tokenizer, family: _Family | None, post: str) -> tuple[str, ...]:
+def _stops(
+    tokenizer, family: _Family | None, post: str, chat_template_kwargs: Mapping[str, Any] | None = None
+) -> tuple[str, ...]:
     """Everything that ends a turn or opens the next role's, so step 1 never runs on into a fake reply.
 
     eos, generation_config eos, the family's published stops, every special token the template
@@ -273,7 +352,7 @@ def _stops(tokenizer, family: _Family | None, post: str) -> tuple[str, ...]:
     rendered = []
     for messages in ([{"role": "system", "content": _SYSTEM_SENTINEL}, *conversation], conversation):
         try:
-            rendered.append(_render(tokenizer, messages, True, "a conversation"))
+            rendered.append(_render(tokenizer, messages, True, "a conversation", chat_template_kwargs))
         except TemplateError:
             continue  # e.g. no system role: the other rendering still shows the turn markers
     gaps = [post]  # what the template writes after a user turn, and after an assistant turn
@@ -287,11 +366,14 @@ def _stops(tokenizer, family: _Family | None, post: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for s in stops if s))
 
 
-def magpie_template(tokenizer, system_prompt: str | None = None) -> ChatTemplate:
+def magpie_template(
+    tokenizer, system_prompt: str | None = None, chat_template_kwargs: Mapping[str, Any] | None = None
+) -> ChatTemplate:
     """Pre-query, post-query and stop strings for Magpie step 1 with this tokenizer's chat template.
 
     `system_prompt`: None (a known family's published pre-query, else as rendered), "template"
-    (as rendered) or a system prompt string. Raises TemplateError naming the model when the
+    (as rendered) or a system prompt string. `chat_template_kwargs` go to every rendering (e.g.
+    Qwen3's {"enable_thinking": False}). Raises TemplateError naming the model when the
     template cannot render a (system +) user turn or puts nothing before the user text.
 
     >>> from transformers import AutoTokenizer
@@ -304,7 +386,7 @@ def magpie_template(tokenizer, system_prompt: str | None = None) -> ChatTemplate
         raise TemplateError(f"system_prompt must be None, 'template' or a string, not {type(system_prompt).__name__}")
     source = tokenizer.get_chat_template() if getattr(tokenizer, "chat_template", None) else ""
     try:
-        before, after, post = _user_turn(tokenizer, None)
+        before, after, post = _user_turn(tokenizer, None, chat_template_kwargs)
         family = _family(tokenizer, source, before, after, post)
     except TemplateError:
         if system_prompt in (None, "template"):
@@ -315,7 +397,7 @@ def magpie_template(tokenizer, system_prompt: str | None = None) -> ChatTemplate
     elif system_prompt in (None, "template"):
         pre_query = before
     else:
-        before, _, post = _user_turn(tokenizer, system_prompt)
+        before, _, post = _user_turn(tokenizer, system_prompt, chat_template_kwargs)
         if system_prompt.strip() and system_prompt.strip() not in before:
             raise TemplateError(
                 f"The chat template of {_model(tokenizer)} drops the system message, so system_prompt "
@@ -325,21 +407,102 @@ def magpie_template(tokenizer, system_prompt: str | None = None) -> ChatTemplate
     return ChatTemplate(
         pre_query=_one_bos(tokenizer, pre_query),
         post_query=post,
-        stop=_stops(tokenizer, family, post),
+        stop=_stops(tokenizer, family, post, chat_template_kwargs),
         family=family.name if family else None,
         system_prompt=system_prompt,
+        assistant_stop=family.assistant_stop if family else (),
+        first_token_bias=family.first_token_bias if family and system_prompt is None else (),
     )
 
 
-def chat_prompt(tokenizer, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True) -> str:
+def chat_prompt(
+    tokenizer,
+    messages: Sequence[Mapping[str, Any]],
+    add_generation_prompt: bool = True,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
+) -> str:
     """The model's prompt for `messages` ([{role, content}, ...]) through its chat template, one BOS."""
-    return _one_bos(tokenizer, _render(tokenizer, messages, add_generation_prompt, "these messages"))
+    text = _render(tokenizer, messages, add_generation_prompt, "these messages", chat_template_kwargs)
+    return _one_bos(tokenizer, text)
 
 
-def next_user_prefix(tokenizer, messages: Sequence[Mapping[str, Any]]) -> str:
+def next_user_prefix(
+    tokenizer, messages: Sequence[Mapping[str, Any]], chat_template_kwargs: Mapping[str, Any] | None = None
+) -> str:
     """`messages` rendered, then a new user turn opened and cut where its text would start (multi-turn step 1)."""
-    text = _render(tokenizer, [*messages, {"role": "user", "content": USER_SENTINEL}], False, "a next user turn")
+    turns = [*messages, {"role": "user", "content": USER_SENTINEL}]
+    text = _render(tokenizer, turns, False, "a next user turn", chat_template_kwargs)
     return _one_bos(tokenizer, _split(tokenizer, text, USER_SENTINEL, "the user text")[0])
+
+
+THINK_MARKERS = ("<think>", "</think>")  # DeepSeek-R1, QwQ, Qwen3: the common default
+_REASONING_SENTINEL = "MagpieReasoningText7f3a9c"
+# A thinking system prompt that names its markers in words (Granite 3.2: "Write your thoughts
+# after 'Here is my thought process:' and write your response after 'Here is my response:'").
+_NAMED_MARKERS = re.compile(r"thoughts? after '([^']+)'.{0,80}?response after '([^']+)'", re.S)
+
+
+def reasoning_markers(tokenizer, chat_template_kwargs: Mapping[str, Any] | None = None) -> tuple[str, str] | None:
+    """(start, end) around a reasoning model's thinking, as its chat template names them; None if it names none.
+
+    Found by rendering an assistant turn with `reasoning_content` (Qwen3 writes it between
+    `<think>` and `</think>`), else in the template's source: a `<think>`/`</think>` pair
+    (DeepSeek-R1), or markers its thinking prompt names in words (Granite 3.2).
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [
+        {"role": "user", "content": USER_SENTINEL},
+        {"role": "assistant", "content": _ASSISTANT_SENTINEL, "reasoning_content": _REASONING_SENTINEL},
+    ]
+    try:
+        text = _render(tokenizer, messages, False, "an assistant turn", chat_template_kwargs).partition(USER_SENTINEL)[2]
+    except TemplateError:
+        text = ""
+    head, _, tail = text.partition(_REASONING_SENTINEL)
+    end = tail.partition(_ASSISTANT_SENTINEL)[0].strip() if _ASSISTANT_SENTINEL in tail else ""
+    if end:
+        # "</x>" closes "<x>"; otherwise the start is the last line the template wrote before the reasoning
+        start = "<" + end[2:] if end.startswith("</") and "<" + end[2:] in head else head.rstrip().rsplit("\n", 1)[-1]
+        if start.strip() and start != end:
+            return start.strip(), end
+    source = tokenizer.get_chat_template()
+    if all(marker in source for marker in THINK_MARKERS):
+        return THINK_MARKERS
+    if named := _NAMED_MARKERS.search(source):
+        return named.group(1), named.group(2)
+    return None
+
+
+def first_token_bias_ids(
+    tokenizer, bias: Mapping[str | int, float] | Sequence[tuple[str | int, float]], skip_missing: bool = False
+) -> list[tuple[str, int, float]]:
+    """(token text, token id, bias) for a first-token bias keyed by token id or by token text.
+
+    A text must be exactly one token of this tokenizer (encoded without special tokens), e.g. "#"
+    in Llama-3; a text that is several tokens raises, or is left out with `skip_missing` (a
+    family preset, on a tokenizer that splits it). Ids are kept as given.
+    """
+    pairs = bias.items() if isinstance(bias, Mapping) else bias
+    resolved = []
+    for key, value in pairs:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"first_token_bias[{key!r}] must be a number (an additive logit bias), got {value!r}")
+        if isinstance(key, int) and not isinstance(key, bool):
+            resolved.append((tokenizer.decode([key]), key, float(value)))
+            continue
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"first_token_bias keys are token ids or non-empty token texts, got {key!r}")
+        ids = tokenizer(key, add_special_tokens=False)["input_ids"]
+        unknown = getattr(tokenizer, "unk_token_id", None)
+        if len(ids) == 1 and (ids[0] != unknown or key == tokenizer.unk_token):  # not a stand-in for any text
+            resolved.append((key, ids[0], float(value)))
+        elif not skip_missing:
+            raise ValueError(
+                f"first_token_bias key {key!r} is {len(ids)} tokens for {_model(tokenizer)} ({ids}), not one: "
+                "give the text of a single token, or its id"
+            )
+    return resolved
 
 
 def stop_token_ids(tokenizer, stop: Sequence[str]) -> list[int]:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def test_the_family_is_there():
     names = {path.stem for path in BUILDERS}
     assert names == {"magpie-air", "magpie-pro", "magpie-pro-300k-filtered", "magpie-pro-mt", "magpie-pro-dpo",
-                     "magpie-qwen2-pro-chinese"}
+                     "magpie-qwen2-pro-chinese", "magpie-reasoning"}
 
 
 @pytest.mark.parametrize("path", BUILDERS, ids=lambda p: p.stem)
@@ -61,7 +61,10 @@ def test_every_recipe_validates_full_size_and_scaled_down(path):
     assert (first["temperature"], first["top_p"], first["max_tokens"]) == (1.0, 1.0, 2048)  # the paper's step-1 decoding
     for step in recipe.stages:
         kwargs = recipes.resolve_kwargs(recipe, step)
-        if step.stage == "generate_responses":  # step 2: greedy, 4096 tokens, no repetition penalty
+        if step.stage == "generate_responses" and path.stem == "magpie-reasoning":  # DeepSeek-R1's recommendation
+            assert (kwargs["temperature"], kwargs["top_p"], kwargs["max_tokens"], kwargs["repetition_penalty"]) == (
+                0.6, 0.95, 32768, 1.0)
+        elif step.stage == "generate_responses":  # step 2: greedy, 4096 tokens, no repetition penalty
             assert (kwargs["temperature"], kwargs["max_tokens"], kwargs["repetition_penalty"]) == (0.0, 4096, 1.0)
         if step.stage == "min_neighbor_distance":
             assert kwargs == {"model": "sentence-transformers/all-mpnet-base-v2", "threshold": 0.05}

@@ -11,6 +11,8 @@ batching), so a few long rows do not keep the rest of the batch idle. Each sampl
 draws its random numbers from its own stream, seeded by (prompt seed, sample), so a
 seeded row gives the same text whatever else is in the batch. With `Sampling.json_schema`
 each sample gets an llguidance matcher that masks the logits to tokens the schema allows.
+`Sampling.first_token_bias` / `first_token_temperature` act on a row's step while it has no
+output token yet (its first), wherever the row joined the batch.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from transformers.cache_utils import DynamicLayer
 from .base import (
     Completion,
     Sampling,
+    check_first_token,
     counted,
     encode_prompts,
     prompt_seeds,
@@ -361,6 +364,7 @@ class TransformersEngine:
         _one_thread_if_forked()
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
         keys = prompt_seeds(sampling, len(prompts), seeds)
+        check_first_token(sampling, self.vocab_size)
         if sampling.n < 1 or not prompts:
             return [[] for _ in prompts]
         stop_ids, text_stops = split_stops(self.tokenizer, sampling.stop)  # ids are checked per step for free
@@ -493,6 +497,13 @@ class TransformersEngine:
 
     def _sample(self, batch: _Batch, sampling: Sampling) -> torch.Tensor:
         logits = batch.logits
+        # rows about to draw their first token (rows join at different steps: continuous batching)
+        first = [i for i, row in enumerate(batch.rows) if not row.out] if sampling.controls_first_token else []
+        if first and sampling.first_token_bias:
+            ids = torch.tensor([t for t, _ in sampling.first_token_bias], device=self.device)
+            values = torch.tensor([b for _, b in sampling.first_token_bias], device=self.device, dtype=logits.dtype)
+            logits = logits.clone()
+            logits[torch.tensor(first, device=self.device).unsqueeze(-1), ids] += values
         if batch.seen is not None:
             penalty = sampling.repetition_penalty
             logits = torch.where(batch.seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
@@ -505,7 +516,12 @@ class TransformersEngine:
             llguidance.torch.apply_token_bitmask_inplace(logits, mask.to(logits.device))
         if sampling.temperature == 0:
             return logits.argmax(-1)
-        probs = torch.softmax(logits if sampling.temperature == 1 else logits / sampling.temperature, dim=-1)
+        if first and sampling.first_token_temperature is not None:
+            temperature = torch.full((len(batch.rows), 1), float(sampling.temperature), device=self.device)
+            temperature[first] = float(sampling.first_token_temperature)
+            probs = torch.softmax(logits / temperature, dim=-1)
+        else:
+            probs = torch.softmax(logits if sampling.temperature == 1 else logits / sampling.temperature, dim=-1)
         if sampling.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             # drop tokens once the mass before them reaches top_p (the first one always stays)

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from .base import (
     Completion,
     Sampling,
+    check_first_token,
     counted,
     encode_prompts,
     prompt_seeds,
@@ -49,6 +50,10 @@ _SMALL_CPU = 4
 _UNPENALISED = "magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"
 STOP_IDS_KEY = "magpie_unpenalised_stop_ids"  # SamplingParams.extra_args keys it reads
 OUTPUT_ONLY_KEY = "magpie_penalise_output_only"
+# and for Sampling.first_token_bias / first_token_temperature: [[id, bias], ...] and the factor
+# (temperature / first_token_temperature) the first token's logits are scaled by
+FIRST_BIAS_KEY = "magpie_first_token_bias"
+FIRST_SCALE_KEY = "magpie_first_token_scale"
 
 
 def vllm_settings(options: Mapping[str, Any], *, on_cpu: bool, cpu_count: int) -> tuple[dict, dict]:
@@ -122,6 +127,17 @@ class VLLMEngine:
         if self.tokenizer.eos_token_id is not None:
             stop_ids.add(self.tokenizer.eos_token_id)
         extra = {}
+        if sampling.controls_first_token:
+            if not self._exemptions:
+                raise ValueError(
+                    "first_token_bias / first_token_temperature need a logits processor, which vLLM refuses "
+                    "with speculative_config: drop one of the two"
+                )
+            check_first_token(sampling, self.llm.llm_engine.model_config.get_vocab_size())
+            if sampling.first_token_bias:
+                extra[FIRST_BIAS_KEY] = [[t, b] for t, b in sampling.first_token_bias]
+            if sampling.first_token_temperature is not None:
+                extra[FIRST_SCALE_KEY] = sampling.temperature / sampling.first_token_temperature
         if sampling.repetition_penalty != 1.0:
             if not sampling.penalize_prompt and not self._exemptions:
                 raise ValueError(

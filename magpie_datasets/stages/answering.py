@@ -1,28 +1,41 @@
 """Answering instructions through a chat template: what step 2 and the k-sample stage share.
 
     answers, issues, configs = answer_instructions(batch, spec=ModelSpec(), n=1, temperature=0.0, ...)
+
+`chat_template_kwargs` (e.g. Qwen3's {"enable_thinking": False}) go to every rendering of the
+template and are recorded in `gen_response_configs` as a JSON string, with the reasoning
+markers the template names (what `split_reasoning` cuts at).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 from ..engines.base import Engine, Sampling
 from ..engines.models import ModelSpec, chat_stops, engine_record, engines_for_rows
 from ..schema import GEN_RESPONSE_CONFIGS, record
-from ..templates import chat_prompt
+from ..templates import chat_prompt, reasoning_markers, template_kwargs_record
 from .rows import answering_models, row_keys, row_seed
 from .texts import markup_tokens, text_issue
 
 
 def response_config(
-    llm: Engine, *, temperature: float, top_p: float, repetition_penalty: float, max_tokens: int, seed: int
+    llm: Engine,
+    *,
+    temperature: float,
+    top_p: float,
+    repetition_penalty: float,
+    max_tokens: int,
+    seed: int,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> dict:
     """The `gen_response_configs` of answering with `llm`: its prompt template, decoding, stops, seed."""
     engine = engine_record(llm)
+    markers = reasoning_markers(llm.tokenizer, chat_template_kwargs)
     return record(
         GEN_RESPONSE_CONFIGS,
-        prompt=chat_prompt(llm.tokenizer, [{"role": "user", "content": "{input}"}]),
+        prompt=chat_prompt(llm.tokenizer, [{"role": "user", "content": "{input}"}],
+                           chat_template_kwargs=chat_template_kwargs),
         temperature=temperature,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
@@ -33,6 +46,8 @@ def response_config(
         engine=engine["engine"],
         dtype=engine["dtype"],
         seed=seed,
+        chat_template_kwargs=template_kwargs_record(chat_template_kwargs),
+        reasoning_markers=list(markers) if markers else None,
     )
 
 
@@ -46,6 +61,7 @@ def answer_instructions(
     repetition_penalty: float,
     max_tokens: int,
     seed: int,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[list[list[str]], list[list[str | None]], list[dict | None]]:
     """`n` answers to each row's `instruction` through the chat template (steps 2 and k-sample).
 
@@ -62,7 +78,7 @@ def answer_instructions(
     for llm, mine in engines_for_rows(answering_models(batch, spec.model), spec):
         config = response_config(
             llm, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty,
-            max_tokens=max_tokens, seed=seed,
+            max_tokens=max_tokens, seed=seed, chat_template_kwargs=chat_template_kwargs,
         )
         stop = tuple(config["stop_tokens"])
         markup = markup_tokens(llm.tokenizer, stop)
@@ -79,7 +95,11 @@ def answer_instructions(
             repetition_penalty=repetition_penalty,
             stop=stop,
         )
-        prompts = [chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}]) for i in todo]
+        prompts = [
+            chat_prompt(llm.tokenizer, [{"role": "user", "content": instructions[i]}],
+                        chat_template_kwargs=chat_template_kwargs)
+            for i in todo
+        ]
         seeds = [row_seed(seed, keys[i]) for i in todo]
         for i, completions in zip(todo, llm.generate(prompts, sampling, seeds=seeds)):
             answers[i] = [c.text.strip() for c in completions]

@@ -11,7 +11,7 @@ fingerprints it; loaded models are cached per process (`engines.load_engine`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from datasets import Dataset, Features, Value
 
@@ -28,12 +28,12 @@ from ..schema import (
     to_conversations,
     typed_batch,
 )
-from ..templates import magpie_template
+from ..templates import first_token_bias_ids, magpie_template, template_kwargs_record
 from ..version import versioned
 from .answering import answer_instructions
-from .rows import row_seed
+from .rows import assign_decoding, row_seed
 from .table import require_reads
-from .texts import clean_instruction, markup_tokens, text_issue
+from .texts import clean_instruction, markup_tokens, text_issue, tidy_instruction  # noqa: F401 (re-exported)
 
 
 def empty(n: int) -> Dataset:
@@ -62,8 +62,22 @@ def add_magpie_instructions(
     early_stop: bool = False,
     sanitize: bool = False,
     system_prompt: str | None = None,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
+    decoding_mix: Sequence[Mapping[str, float]] | None = None,
+    first_token_bias: Mapping[str | int, float] | None = None,
+    first_token_temperature: float | None = None,
 ) -> dict[str, list]:
     """Step 1: sample one user instruction per row from the pre-query template alone.
+
+    `decoding_mix` (paper appendix E.1), e.g. `[{"temperature": 1.0, "top_p": 1.0, "weight": 2},
+    {"temperature": 1.2, "top_p": 0.99, "weight": 1}]`: each row draws one (temperature, top_p)
+    by weight from (`seed`, its `uuid`) (`rows.assign_decoding`), recorded in its
+    `gen_input_configs`; a key an entry leaves out is `temperature` / `top_p`, a missing weight 1.
+    `first_token_bias` ({token text or id: additive logit bias}, a text must be one token) and
+    `first_token_temperature` act on the first generated token only; None takes the family's
+    preset (Llama-3.1/3.3 with `system_prompt=None`: "#", "##", "###", "####" at -9999.999, the
+    release's de-markdown processor), `{}` turns it off. The release's "flaming tokens" is
+    `first_token_temperature=1.2 * temperature`. Both are recorded in `instruction_options`.
 
     Each row's sample is seeded by (`seed`, its `uuid`), and `early_stop` stops generation
     at the first newline (the release's stop string), where the compute is saved.
@@ -75,54 +89,83 @@ def add_magpie_instructions(
                                "pre_query_template": "<|im_start|>user\\n"}],
         "instruction_options": [{"max_tokens": 2048, "early_stop": False, "sanitize": False,
                                  "system_prompt": None, "model_source": ..., "engine": "transformers",
-                                 "dtype": "float32"}],
-        "instruction": ["How do I make a simple budget for a student?"], "instruction_issue": [None]}
+                                 "dtype": "float32", "chat_template_kwargs": None,
+                                 "first_token_bias": [], "first_token_temperature": None}],
+        "instruction": ["How do I make a simple budget for a student?"], "instruction_issue": [None],
+        "instruction_sanitize_class": [None]}
     ```
     `instruction_issue` is None, "empty", "max_tokens" or "template_markup".
+    `sanitize=True` cuts answer leaks, list markers and labels (`sanitize_instruction`, for the
+    template's family) and writes which rule fired to `instruction_sanitize_class` (else None).
 
     >>> batch = {"uuid": ["a2639ae2-f300-5e4b-8490-5103f59a5891"]}
     >>> add_magpie_instructions(batch, max_tokens=32)["instruction"]  # doctest: +SKIP
     ['How do I make a simple budget for a student?']
     """
-    require_reads(batch, "add_magpie_instructions")
+    batch = require_reads(batch, "add_magpie_instructions")
     rows = batch_size_of(batch)
     llm = ModelSpec(model, engine, engine_options).load()
-    template = magpie_template(llm.tokenizer, system_prompt=system_prompt)
+    template = magpie_template(llm.tokenizer, system_prompt=system_prompt, chat_template_kwargs=chat_template_kwargs)
     placeholders = list(batch["uuid"])
-    sampling = Sampling(
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        stop=(*template.stop, "\n") if early_stop else template.stop,
+    if first_token_bias is not None and not isinstance(first_token_bias, Mapping):
+        raise ValueError(f"first_token_bias must be a {{token text or id: bias}} dict, {{}} (off) or None (preset), got {first_token_bias!r}")
+    bias = first_token_bias_ids(
+        llm.tokenizer, template.first_token_bias if first_token_bias is None else first_token_bias,
+        skip_missing=first_token_bias is None,
     )
+    stop = (*template.stop, *template.assistant_stop, *(("\n",) if early_stop else ()))
+    if decoding_mix is None:
+        decodings = [(float(temperature), float(top_p))] * rows
+    else:
+        decodings = assign_decoding(placeholders, decoding_mix, seed, temperature, top_p)
     seeds = [row_seed(seed, key) for key in placeholders]
-    completions = [c for c, in llm.generate([template.pre_query] * rows, sampling, seeds=seeds)] if rows else []
+    completions = [None] * rows
+    # one engine call per drawn configuration; a row's sample depends on its own seed alone
+    for config in dict.fromkeys(decodings):
+        group = [i for i in range(rows) if decodings[i] == config]
+        sampling = Sampling(
+            temperature=config[0], top_p=config[1], max_tokens=max_tokens, stop=stop,
+            first_token_bias=[(token_id, value) for _, token_id, value in bias],
+            first_token_temperature=first_token_temperature,
+        )
+        outputs = llm.generate([template.pre_query] * len(group), sampling, seeds=[seeds[i] for i in group])
+        for i, (completion,) in zip(group, outputs):
+            completions[i] = completion
     markup = markup_tokens(llm.tokenizer, template.stop)
 
-    instructions, issues = [], []
+    instructions, issues, rules = [], [], []
     for completion in completions:
-        text, cut = clean_instruction(completion.text, early_stop, sanitize)
+        text, cut, rule = tidy_instruction(
+            completion.text, early_stop=early_stop, sanitize=sanitize, family=template.family
+        )
         instructions.append(text)
         issues.append(text_issue(text, "stop" if cut else completion.finish_reason, markup))
+        rules.append(rule)
 
     used = engine_record(llm)
-    configs = record(
-        GEN_INPUT_CONFIGS, temperature=temperature, top_p=top_p, input_generator=used["model"], seed=seed,
-        pre_query_template=template.pre_query,
-    )
+    configs = [
+        record(
+            GEN_INPUT_CONFIGS, temperature=t, top_p=p, input_generator=used["model"], seed=seed,
+            pre_query_template=template.pre_query,
+        )
+        for t, p in decodings
+    ]
     options = record(
         INSTRUCTION_OPTIONS, max_tokens=max_tokens, early_stop=early_stop, sanitize=sanitize,
         system_prompt=template.system_prompt, model_source=used["model_source"], engine=used["engine"],
-        dtype=used["dtype"],
+        dtype=used["dtype"], chat_template_kwargs=template_kwargs_record(chat_template_kwargs),
+        first_token_bias=[{"token": text, "token_id": token_id, "bias": value} for text, token_id, value in bias],
+        first_token_temperature=first_token_temperature,
     )
     return typed_batch(
         {
             "uuid": [conversation_uuid(llm.model_id, seed, p) for p in placeholders],
             "model": [llm.model_id] * rows,
-            "gen_input_configs": [configs] * rows,
+            "gen_input_configs": configs,
             "instruction_options": [options] * rows,
             "instruction": instructions,
             "instruction_issue": issues,
+            "instruction_sanitize_class": rules,
         },
         INSTRUCTION_FEATURES,
     )
@@ -140,12 +183,15 @@ def generate_responses(
     max_tokens: int = 4096,
     repetition_penalty: float = 1.0,
     seed: int = 0,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, list]:
     """Step 2: answer each `instruction` through the model's normal chat template.
 
     `model=None` answers with the model named in the row's `model` column (the one
     that wrote the instruction), or the embedded default where there is none; name
-    another model to re-answer, e.g. a published Magpie dataset.
+    another model to re-answer, e.g. a published Magpie dataset. `chat_template_kwargs` go to the
+    template (Qwen3: {"enable_thinking": False} answers without thinking); a reasoning model's
+    `<think>` block stays in `response`, for `split_reasoning` to cut out.
 
     ```
     {"instruction": ["Name a prime."]}
@@ -154,18 +200,20 @@ def generate_responses(
                                   "temperature": 0.0, "top_p": 1.0, "repetition_penalty": 1.0,
                                   "max_tokens": 4096, "stop_tokens": ["<|im_end|>", ...],
                                   "output_generator": ..., "model_source": ..., "engine": "transformers",
-                                  "dtype": "float32", "seed": 0}],
+                                  "dtype": "float32", "seed": 0, "chat_template_kwargs": None,
+                                  "reasoning_markers": None}],
         "conversations": [[{"from": "human", "value": "Name a prime."}, {"from": "gpt", "value": "7 is ..."}]],
         "instruction_length": [13], "response_length": [20]}
     ```
     `response_issue` is None, "no_instruction", "empty", "max_tokens" or "template_markup";
     lengths are in characters.
     """
-    require_reads(batch, "generate_responses")
+    batch = require_reads(batch, "generate_responses")
     instructions = [text or "" for text in batch["instruction"]]
     answers, answer_issues, configs = answer_instructions(
         batch, spec=ModelSpec(model, engine, engine_options), n=1, temperature=temperature,
         top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
+        chat_template_kwargs=chat_template_kwargs,
     )
     responses = [texts[0] if texts else "" for texts in answers]
     issues = [found[0] if found else "no_instruction" for found in answer_issues]

@@ -22,7 +22,12 @@ from ..schema import (
     turn_features,
     typed_batch,
 )
-from ..templates import TemplateError, chat_prompt, next_user_prefix
+from ..templates import (
+    TemplateError,
+    chat_prompt,
+    next_user_prefix,
+    template_kwargs_record,
+)
 from ..version import versioned
 from .rows import answering_models, row_keys, row_seed
 from .table import require_reads
@@ -37,7 +42,10 @@ MT_SYSTEM_PROMPT = (
 
 
 def follow_up_prefix(
-    tokenizer, messages: Sequence[Mapping[str, str]], system_prompt: str | None = MT_SYSTEM_PROMPT
+    tokenizer,
+    messages: Sequence[Mapping[str, str]],
+    system_prompt: str | None = MT_SYSTEM_PROMPT,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[str, str | None]:
     """The prompt that makes the model write the next user turn, and the system prompt it carries.
 
@@ -47,12 +55,14 @@ def follow_up_prefix(
     """
     if system_prompt:
         try:
-            prefix = next_user_prefix(tokenizer, [{"role": "system", "content": system_prompt}, *messages])
+            prefix = next_user_prefix(
+                tokenizer, [{"role": "system", "content": system_prompt}, *messages], chat_template_kwargs
+            )
         except TemplateError:
             prefix = None  # "System role not supported": go without it, and say so in the row
         if prefix is not None and system_prompt.strip() in prefix:
             return prefix, system_prompt
-    return next_user_prefix(tokenizer, messages), None
+    return next_user_prefix(tokenizer, messages, chat_template_kwargs), None
 
 
 _PROBE = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}]
@@ -96,6 +106,7 @@ def add_turns(
     early_stop: bool = False,
     sanitize: bool = False,
     system_prompt: str | None = MT_SYSTEM_PROMPT,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, list]:
     """Turns 2..`num_turns` of each conversation: a sampled follow-up question, then its answer.
 
@@ -107,7 +118,8 @@ def add_turns(
     `response_penalize_prompt=False` counts only the answer's own tokens, not the conversation
     before it (a small model penalised on the whole conversation drifts into word soup).
     `early_stop`/`sanitize` clean follow-ups as in step 1 (cut at the first newline / before
-    an answer leak).
+    an answer leak). `chat_template_kwargs` go to every rendering of the template (e.g. Qwen3's
+    {"enable_thinking": False}) and are recorded in `gen_mt_configs` as a JSON string.
 
     ```
     {"instruction": ["What is a prime?"], "response": ["A number with two divisors."]}, num_turns=2
@@ -129,7 +141,7 @@ def add_turns(
     >>> add_turns(batch, num_turns=3, max_tokens=64)["instruction_2"]  # doctest: +SKIP
     ['Can you give me an example of a prime number?']
     """
-    require_reads(batch, "add_turns")
+    batch = require_reads(batch, "add_turns")
     if not isinstance(num_turns, int) or isinstance(num_turns, bool) or num_turns < 2:
         raise ValueError(f"add_turns needs num_turns >= 2 (turn 1 is the existing instruction/response), got {num_turns!r}")
     rows = batch_size_of(batch)
@@ -160,12 +172,13 @@ def add_turns(
             response_penalize_prompt=response_penalize_prompt,
             early_stop=early_stop,
             sanitize=sanitize,
-            system_prompt=follow_up_prefix(llm.tokenizer, _PROBE, system_prompt)[1],
+            system_prompt=follow_up_prefix(llm.tokenizer, _PROBE, system_prompt, chat_template_kwargs)[1],
             input_generator=used["model"],
             model_source=used["model_source"],
             seed=seed,
             engine=used["engine"],
             dtype=used["dtype"],
+            chat_template_kwargs=template_kwargs_record(chat_template_kwargs),
         )
         for i in mine:
             configs[i] = config
@@ -174,7 +187,8 @@ def add_turns(
             if not active:
                 break
             # Follow-up questions: the conversation, then an opened user turn, under the MT prompt.
-            prompts = [follow_up_prefix(llm.tokenizer, messages[i], system_prompt)[0] for i in active]
+            prompts = [follow_up_prefix(llm.tokenizer, messages[i], system_prompt, chat_template_kwargs)[0]
+                       for i in active]
             sampling = Sampling(
                 temperature=temperature,
                 top_p=top_p,
@@ -193,7 +207,7 @@ def add_turns(
             if not active:
                 break
             asked = {i: [*messages[i], {"role": "user", "content": turns[f"instruction_{k}"][i]}] for i in active}
-            prompts = [chat_prompt(llm.tokenizer, asked[i]) for i in active]
+            prompts = [chat_prompt(llm.tokenizer, asked[i], chat_template_kwargs=chat_template_kwargs) for i in active]
             sampling = Sampling(
                 temperature=response_temperature,
                 top_p=top_p,

@@ -34,26 +34,29 @@ def add_response_samples(
     max_tokens: int = 4096,
     repetition_penalty: float = 1.0,
     seed: int = 0,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, list]:
     """k sampled answers per `instruction` through the model's chat template (paper: k=5, T=0.8).
 
     `model=None` answers with the row's `model` (the one that wrote the instruction), else the
-    embedded default, as `generate_responses` does.
+    embedded default, as `generate_responses` does; `chat_template_kwargs` go to its chat template.
 
     ```
     {"instruction": ["Name a prime."]}
     -> {"responses": [["Seven.", "2 is prime.", ...]],          # k strings; [] without an instruction
         "response_issues": [[None, "max_tokens", ...]],         # per response: None, "empty", "max_tokens", "template_markup"
         "gen_response_configs": [{prompt, temperature, top_p, repetition_penalty, max_tokens,
-                                  stop_tokens, output_generator, model_source, engine, dtype, seed}]}
+                                  stop_tokens, output_generator, model_source, engine, dtype, seed,
+                                  chat_template_kwargs, reasoning_markers}]}
     ```
     """
-    require_reads(batch, "add_response_samples")
+    batch = require_reads(batch, "add_response_samples")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"add_response_samples needs k >= 1 responses per instruction, got {k!r}")
     responses, issues, configs = answer_instructions(
         batch, spec=ModelSpec(model, engine, engine_options), n=k, temperature=temperature,
         top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
+        chat_template_kwargs=chat_template_kwargs,
     )
     return typed_batch(
         {"responses": responses, "response_issues": issues, "gen_response_configs": configs}, SAMPLE_FEATURES
@@ -117,7 +120,7 @@ def to_preference_pairs(batch: Mapping[str, list], *, rewards_column: str | None
     list (TRL's conversational prompt). For `trl.DPOTrainer` use `formats.to_preference`, which
     moves the shared user turn out of chosen/rejected and drops rows with a `pair_issue`.
     """
-    require_reads(batch, "to_preference_pairs", ("instruction", "responses"))
+    batch = require_reads(batch, "to_preference_pairs", ("instruction", "responses"))
     column = rewards_column_of(batch.keys(), rewards_column)
     out: dict[str, list] = {name: [] for name in PAIR_FEATURES}
     for row in range(batch_size_of(batch)):

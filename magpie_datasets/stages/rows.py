@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..schema import batch_size_of
 
@@ -27,6 +27,89 @@ def row_seed(seed: int, key: str) -> int:
     """
     digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def weighted_draw(row_ids: Sequence[str], weights: Sequence[float], seed: int = 0, salt: str = "") -> list[int]:
+    """For each row id, the index of the weight it draws: a pure function of (seed, salt, row id).
+
+    Each row hashes to a point in [0, sum(weights)) and takes the weight that covers it, so a row
+    draws the same whatever its batch. `salt` makes draws of different things independent (a row's
+    system prompt and its decoding configuration), with the same seed.
+
+    >>> weighted_draw(["a", "b", "c"], [1, 0])
+    [0, 0, 0]
+    """
+    total = sum(weights)
+    prefix = f"{seed}/" if not salt else f"{seed}/{salt}/"
+    chosen = []
+    for row_id in row_ids:
+        digest = hashlib.sha256(f"{prefix}{row_id}".encode()).digest()
+        point = int.from_bytes(digest[:8], "little") / 2**64 * total  # uniform in [0, total)
+        for index, weight in enumerate(weights):
+            if point < weight:
+                break
+            point -= weight
+        else:  # float rounding at the very top
+            index = max(i for i, w in enumerate(weights) if w > 0)
+        chosen.append(index)
+    return chosen
+
+
+def _number(value, what: str, low: float, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        value >= low and (high is None or value <= high)
+    ):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(what.format(value=value, bound=bound))
+    return float(value)
+
+
+def decoding_configs(
+    mix: Sequence[Mapping[str, float]], temperature: float = 1.0, top_p: float = 1.0
+) -> list[tuple[tuple[float, float], float]]:
+    """A checked decoding mix: ((temperature, top_p), weight) per entry, a missing key taken from
+    the stage's `temperature` / `top_p` and a missing weight as 1.
+
+    >>> decoding_configs([{"temperature": 1.1, "weight": 3}, {"top_p": 0.99}])
+    [((1.1, 1.0), 3.0), ((1.0, 0.99), 1.0)]
+    """
+    example = '[{"temperature": 1.0, "top_p": 1.0, "weight": 1}, {"temperature": 1.2, "top_p": 0.99, "weight": 1}]'
+    if isinstance(mix, (str, bytes, Mapping)) or not isinstance(mix, Sequence) or not mix:
+        raise ValueError(f"decoding_mix must be a non-empty list of {{temperature, top_p, weight}} dicts, e.g. {example}; got {mix!r}")
+    configs = []
+    for i, entry in enumerate(mix):
+        if not isinstance(entry, Mapping) or set(entry) - {"temperature", "top_p", "weight"}:
+            raise ValueError(
+                f"decoding_mix[{i}] must be a dict with keys temperature, top_p, weight (each optional), got {entry!r}"
+            )
+        t = _number(entry.get("temperature", temperature), f"decoding_mix[{i}] temperature must be a number {{bound}}, got {{value!r}}", 0.0)
+        p = _number(entry.get("top_p", top_p), f"decoding_mix[{i}] top_p must be a number {{bound}}, got {{value!r}}", 0.0, 1.0)
+        if p == 0:
+            raise ValueError(f"decoding_mix[{i}] top_p must be > 0 (it keeps no token at 0), got {p!r}")
+        w = _number(entry.get("weight", 1.0), f"decoding_mix[{i}] weight must be a number {{bound}}, got {{value!r}}", 0.0)
+        configs.append(((t, p), w))
+    if len({c for c, _ in configs}) != len(configs):
+        raise ValueError(f"decoding_mix lists a (temperature, top_p) pair twice: give each pair once, with its weight; got {mix!r}")
+    if sum(w for _, w in configs) <= 0:
+        raise ValueError(f"decoding_mix weights must not all be zero: {mix!r}")
+    return configs
+
+
+def assign_decoding(
+    row_ids: Sequence[str],
+    mix: Sequence[Mapping[str, float]],
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+) -> list[tuple[float, float]]:
+    """The (temperature, top_p) each row draws from a decoding mix, reproducibly from (seed, row id).
+
+    >>> assign_decoding(["a", "b"], [{"temperature": 1.2, "top_p": 0.99}])
+    [(1.2, 0.99), (1.2, 0.99)]
+    """
+    configs = decoding_configs(mix, temperature, top_p)
+    drawn = weighted_draw(row_ids, [w for _, w in configs], seed, salt="decoding")
+    return [configs[i][0] for i in drawn]
 
 
 def row_keys(batch: Mapping[str, list]) -> list[str]:
