@@ -50,6 +50,7 @@ import yaml
 from datasets import Dataset
 
 from .engines import release_engines
+from .runners.ledger import Meter, StageYield, YieldReport, engines_of
 from .stages.generate import empty
 from .stages.table import STAGES, models_of, stage
 
@@ -274,6 +275,7 @@ def run_recipe(
     recipe: Recipe, checkpoint_dir: str | Path | None = None, ray: bool = False, **overrides: Any
 ) -> tuple[Dataset, list[dict[str, Any]]]:
     """Run the recipe with `scaled` overrides; returns the dataset and the stage log for the card.
+    `run_recipe_measured` also returns the run's yield report.
 
     The log is `[{"stage": name, "rows": rows after it, **kwargs}, ...]`, starting with where
     the rows came from. With `checkpoint_dir`, every map stage runs exactly once through
@@ -281,7 +283,21 @@ def run_recipe(
     crash to resume. `ray=True` runs the map stages on the connected Ray cluster
     (`ray_runner.run_on_ray`; one started on this machine if none is).
     """
+    ds, log, _ = run_recipe_measured(recipe, checkpoint_dir, ray, **overrides)
+    return ds, log
+
+
+def run_recipe_measured(
+    recipe: Recipe, checkpoint_dir: str | Path | None = None, ray: bool = False, **overrides: Any
+) -> tuple[Dataset, list[dict[str, Any]], YieldReport]:
+    """`run_recipe`, plus the yield report: per stage rows in and out, the rows each filter
+    dropped, wall seconds, tokens, engines, hardware and peak memory (`runners.ledger`).
+
+    A map stage run through the checkpoint reports the compute of all its batches, also of
+    those an earlier, killed run finished.
+    """
     recipe = validate_recipe(scaled(recipe, **overrides))
+    meter = Meter()
     if recipe.source:
         from datasets import load_dataset
 
@@ -291,6 +307,7 @@ def run_recipe(
     else:
         ds = empty(recipe.num_rows)
         log = [{"stage": "empty", "rows": len(ds), "recipe": recipe.name}]
+    figures = [meter.done(log[0]["stage"], "source", 0, len(ds))]
     loaded = None  # what the last model-loading stage asked for
     for index, step in enumerate(recipe.stages):
         kwargs = resolve_kwargs(recipe, step)
@@ -300,30 +317,46 @@ def run_recipe(
             if loaded is not None and wanted != loaded:
                 release_engines()
             loaded = wanted
+        meter, rows_in, dropped, measured = Meter(), len(ds), {}, None
         if kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
-            ds = _map_exactly_once(ds, MAP_STAGES[step.stage], kwargs, step, index, checkpoint_dir, ray)
+            ds, measured = _map_exactly_once(ds, MAP_STAGES[step.stage], kwargs, step, index, checkpoint_dir, ray)
         elif kind == "map":
             options = {"batch_size": step.batch_size} if step.batch_size else {}
             ds = ds.map(MAP_STAGES[step.stage], batched=True, fn_kwargs=kwargs, desc=step.stage, **options)
         elif kind == "filter":
-            ds = ds.filter(FILTERS[step.stage](*step.args, **kwargs), batched=True, desc=step.stage)
+            keep = FILTERS[step.stage](*step.args, **kwargs)
+            ds = ds.filter(keep, batched=True, desc=step.stage)
+            dropped = {getattr(keep, "name", step.stage): rows_in - len(ds)}
         else:
             ds = DATASET_STAGES[step.stage](ds, **kwargs)
+            name = f"{step.stage}({kwargs['name']})" if step.stage == "apply_recipe" and "name" in kwargs else step.stage
+            dropped = {name: rows_in - len(ds)} if len(ds) < rows_in else {}
+        figure = meter.done(step.stage, kind, rows_in, len(ds), dropped=dropped, engines=engines_of(step.stage, kwargs))
+        if measured is not None and measured.completion_tokens is not None:
+            figure = replace(measured, stage=step.stage)  # the checkpoint's: all batches, whichever run did them
+        elif ray:  # tokens counted in the workers did not come back: unknown, not zero
+            figure = replace(figure, prompt_tokens=None, completion_tokens=None)
+        figures.append(figure)
         log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
-    return ds, log
+    return ds, log, YieldReport(tuple(figures))
 
 
-def _map_exactly_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool) -> Dataset:
-    """One map stage through the checkpoint (and on Ray when asked), batches as `Dataset.map` cuts them."""
-    from .runners.checkpoint import run_resumable
+def _map_exactly_once(
+    ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir, ray: bool
+) -> tuple[Dataset, StageYield | None]:
+    """One map stage through the checkpoint (and on Ray when asked), batches as `Dataset.map` cuts them;
+    with the stage's figures from the checkpoint when there is one."""
+    from .runners.checkpoint import checkpoint_report, run_resumable
 
     batch_size = step.batch_size or 1000  # Dataset.map's default: the same batches, so the same seeds
     where = Path(checkpoint_dir) / f"{index:02d}-{step.stage}" if checkpoint_dir is not None else None
     if ray:
         from .runners.on_ray import run_on_ray
 
-        return run_on_ray(ds, [(fn, kwargs)], batch_size=batch_size, checkpoint_dir=where)
-    return run_resumable(ds, [(fn, kwargs)], where, batch_size=batch_size, desc=step.stage)
+        ds = run_on_ray(ds, [(fn, kwargs)], batch_size=batch_size, checkpoint_dir=where)
+    else:
+        ds = run_resumable(ds, [(fn, kwargs)], where, batch_size=batch_size, desc=step.stage)
+    return ds, checkpoint_report(where).stages[0] if where is not None else None
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -351,6 +384,12 @@ def add_build_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                         "(default: OUTPUT.CONFIG.checkpoint, or REPO with / as __ for --push)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the map stages on a Ray cluster (ADDRESS, e.g. auto or ray://head:10001; none: a local one)")
+    p.add_argument("--price-per-hour", type=float, default=None, metavar="PRICE",
+                   help="price of one GPU-hour (CPU-hour without GPUs): the card's cost table then shows money too")
+    p.add_argument("--reference", action="append", default=[], metavar="[NAME=]DIR",
+                   help="a reference dataset on disk (repeatable) for the card's coverage map and contamination check")
+    p.add_argument("--analysis", action=argparse.BooleanOptionalAction, default=True,
+                   help="add the analysis section (coverage, topic diversity, root verbs, decoding ablation) to the card")
     p.set_defaults(func=cmd_build)
     return p
 
@@ -380,12 +419,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not ray.is_initialized():
             ray.init(address=args.ray or None)
             ray_started = True
+    references = load_references(args.reference)  # before the run: a bad path fails fast
     try:
-        ds, log = run_recipe(recipe, checkpoint_dir=checkpoint, ray=args.ray is not None)
+        ds, log, report = run_recipe_measured(recipe, checkpoint_dir=checkpoint, ray=args.ray is not None)
     finally:
         if ray_started:
             ray.shutdown()
-    options = {"stages": log, "license": recipe.license}
+    options = {"stages": log, "license": recipe.license, "report": report, "price_per_hour": args.price_per_hour,
+               "analysis": args.analysis, "references": references or None}
     if args.output:
         from .publish.hub import save_for_hub
 
@@ -397,5 +438,45 @@ def cmd_build(args: argparse.Namespace) -> int:
         # token=None: huggingface_hub reads HF_TOKEN or the saved login; it is never printed
         info = push_to_hub(ds, args.push, config_name=config_name, private=args.private or None, **options)
         print(f"{len(ds)} rows pushed to {args.push} as config {config_name!r}: {info.commit_url}")
+    cost = report.cost(args.price_per_hour)
+    money = f", {cost['price_per_1000_kept']:.4g} at {args.price_per_hour:g} per hour" if args.price_per_hour else ""
+    per_1000 = cost["hours_per_1000_kept"]
+    print(f"cost: {cost['hours']:.4g} {cost['unit']} in all"
+          + (f", {per_1000:.4g} per 1,000 kept rows{money}" if per_1000 is not None else ""))
     print(f"finished batches kept in {checkpoint} (the same command reads them back; delete it to rebuild)")
     return 0
+
+
+def load_any(path: str | Path, config_name: str | None = None, split: str = "train") -> Dataset:
+    """A dataset on disk: a `save_to_disk` folder, a Hub folder (ours or a downloaded Magpie repo),
+    a folder of data files, or one .parquet / .jsonl / .json / .csv file; `split` of it."""
+    import datasets
+
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"{path}: no such dataset; give a folder written by save_to_disk or save_for_hub, or a data file")
+    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise RecipeError(f"{path} has splits {sorted(loaded)}, not {split!r}: choose one with --split")
+            loaded = loaded[split]
+        return loaded
+    if path.is_file():
+        kind = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix)
+        if kind is None:
+            raise RecipeError(f"{path}: a data file is .parquet, .jsonl, .json or .csv")
+        return datasets.load_dataset(kind, data_files=str(path), split="train")
+    return datasets.load_dataset(str(path), config_name, split=split)
+
+
+def load_references(specs: list[str] | tuple[str, ...]) -> dict[str, Dataset]:
+    """`["alpaca=refs/alpaca", "refs/arena"]` -> `{"alpaca": Dataset, "arena": Dataset}` (name: the folder's by default)."""
+    out: dict[str, Dataset] = {}
+    for spec in specs:
+        name, _, where = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        name = name or Path(where.rstrip("/")).name
+        if name in out:
+            raise RecipeError(f"--reference {spec}: the name {name!r} is taken; name it: --reference OTHER={where}")
+        out[name] = load_any(where)
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,56 @@ class Sampling:
     # A JSON schema (as a JSON string) the answer must follow. Engines with constrained
     # decoding (vLLM structured outputs) enforce it; the others ignore it, so callers still parse.
     json_schema: str | None = None
+    # First-token control (Magpie step 1): an additive logit bias per token id and a temperature
+    # for the first generated token only; the rest of the completion decodes as set above. The
+    # bias is added to the raw logits (before the repetition penalty and the temperature, where
+    # vLLM adds its own `logit_bias`); a mapping {id: bias} is accepted and kept sorted.
+    first_token_bias: tuple[tuple[int, float], ...] = ()
+    first_token_temperature: float | None = None
+
+    def __post_init__(self):
+        bias = self.first_token_bias
+        pairs = bias.items() if isinstance(bias, Mapping) else bias
+        try:
+            pairs = tuple(sorted((_token_id(t), float(b)) for t, b in pairs))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"first_token_bias must map token ids (int) to numbers, got {bias!r}"
+            ) from None
+        if any(b != b for _, b in pairs):
+            raise ValueError("first_token_bias values must be numbers, not NaN")
+        if len({t for t, _ in pairs}) != len(pairs):
+            raise ValueError(f"first_token_bias gives a token id twice: {bias!r}")
+        object.__setattr__(self, "first_token_bias", pairs)
+        first = self.first_token_temperature
+        if first is not None:
+            if isinstance(first, bool) or not isinstance(first, (int, float)) or not first > 0:
+                raise ValueError(f"first_token_temperature must be a number > 0 (or None), got {first!r}")
+            if self.temperature == 0:
+                raise ValueError(
+                    "first_token_temperature needs temperature > 0: greedy decoding has no temperature to "
+                    "change for the first token (set temperature, or leave first_token_temperature None)"
+                )
+
+    @property
+    def controls_first_token(self) -> bool:
+        return bool(self.first_token_bias) or self.first_token_temperature is not None
+
+
+def _token_id(token) -> int:
+    if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+        raise ValueError(token)
+    return token
+
+
+def check_first_token(sampling: Sampling, vocab_size: int) -> None:
+    """Refuse a first-token bias on ids the model does not have."""
+    outside = [t for t, _ in sampling.first_token_bias if t >= vocab_size]
+    if outside:
+        raise ValueError(
+            f"first_token_bias names token ids {outside} outside this model's vocabulary of {vocab_size}: "
+            "use ids from its tokenizer"
+        )
 
 
 @dataclass(frozen=True)
@@ -110,16 +160,28 @@ def split_stops(tokenizer, stops: Sequence[str]) -> tuple[set[int], list[str]]:
     return ids, texts
 
 
-_generated_tokens = 0  # completion tokens of every engine in this process, for progress bars
+_tokens = {"prompt": 0, "completion": 0}  # of every engine in this process: progress bars, yield reports
 
 
 def counted(results: list[list[Completion]]) -> list[list[Completion]]:
-    """`results`, after adding their completion tokens to `generated_tokens()`."""
-    global _generated_tokens
-    _generated_tokens += sum(c.completion_tokens for per_prompt in results for c in per_prompt)
+    """`results`, after adding their tokens to `generated_tokens()`.
+
+    Completion tokens count per completion; prompt tokens once per prompt (its `n` samples
+    share one prompt, which an engine reads once).
+    """
+    _tokens["completion"] += sum(c.completion_tokens for per_prompt in results for c in per_prompt)
+    _tokens["prompt"] += sum(per_prompt[0].prompt_tokens for per_prompt in results if per_prompt)
     return results
 
 
-def generated_tokens() -> int:
-    """Completion tokens generated in this process so far, by every engine."""
-    return _generated_tokens
+def generated_tokens(kind: str = "completion") -> int:
+    """Tokens of `kind` ("completion" or "prompt") that every engine of this process has counted so far.
+
+    >>> before = generated_tokens("prompt")
+    >>> _ = counted([[Completion("a", "stop", 5, 2), Completion("b", "length", 5, 3)]])
+    >>> generated_tokens("prompt") - before
+    5
+    """
+    if kind not in _tokens:
+        raise ValueError(f"generated_tokens({kind!r}): kind is 'completion' or 'prompt'")
+    return _tokens[kind]

@@ -31,6 +31,8 @@ import jinja2
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..runners.ledger import YieldReport
+from .analysis_section import AnalysisSection, analysis_section, yield_table
 from .plots import Plot, write_plots
 from .statistics import (
     Snapshot,
@@ -80,6 +82,9 @@ def render_card(
     existing: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     title: str | None = None,
+    report: YieldReport | None = None,
+    price_per_hour: float | None = None,
+    analysis: AnalysisSection | None = None,
 ) -> DatasetCard:
     """The README for `ds` as config `config_name`, merged into the `existing` README text.
 
@@ -89,6 +94,10 @@ def render_card(
     `dataset_info`) is set on the YAML as given; everything else already in `existing`
     (other configs' sections and metadata, the user's own text) is kept. `license=None`
     keeps an existing license, else uses the generating model's.
+
+    `report` (a run's `YieldReport`) adds the yield-and-cost table, priced when
+    `price_per_hour` is given; `analysis` (from `analysis_section`) adds the analysis section,
+    which then holds that table.
     """
     check_stages(stages)
     ds = snapshot(ds)
@@ -129,6 +138,8 @@ def render_card(
         summary=summarize(ds),
         plots=plots,
         sample=_sample_json(ds),
+        yield_table=yield_table(report, price_per_hour) if report is not None else None,
+        analysis=analysis.markdown if analysis is not None else None,
     )
     body = old.text if old else ""
     sections = {m.group("name"): m.group(0) for m in _SECTION_RE.finditer(body)}
@@ -154,20 +165,39 @@ def card_with_plots(
     *,
     config_name: str = "default",
     existing: str | None = None,
+    analysis: bool | AnalysisSection = False,
+    references: Mapping[str, Any] | None = None,
     **card_options: Any,
 ) -> tuple[DatasetCard, list[Plot]]:
     """Write this config's plots under `root/plots/<config>/` and render the card that links them.
 
     Returns `(card, plots)`, e.g. `plots[0].file == "plots/default/task_category.png"`. The
     card is not saved: it belongs at `root/README.md` (the links are relative to it).
-    `card_options` go to `render_card` (repo_id, split, stages, license, metadata, title).
+    `analysis=True` also runs `analysis_section` (against `references`, if any) and adds its
+    figures to the plots; an `AnalysisSection` already made is used as it is.
+    `card_options` go to `render_card` (repo_id, split, stages, license, metadata, title,
+    report, price_per_hour).
     """
     check_stages(card_options.get("stages"))
     root = Path(root)
+    raw = ds
     ds = snapshot(ds)  # gathered once for the plots and the card
     plots = write_plots(ds, root / PLOTS_DIR / config_name, relative_to=root)
-    card = render_card(ds, config_name=config_name, plots=plots, existing=existing, **card_options)
-    return card, plots
+    if analysis is True:
+        analysis = analysis_section(
+            raw, analysis_dir(root, config_name), relative_to=root, references=references,
+            report=card_options.get("report"), price_per_hour=card_options.get("price_per_hour"),
+        )
+    elif references and not analysis:
+        raise ValueError("references are for the analysis section: pass analysis=True with them")
+    section = analysis or None
+    card = render_card(ds, config_name=config_name, plots=plots, existing=existing, analysis=section, **card_options)
+    return card, plots + list(section.figures if section else ())
+
+
+def analysis_dir(root: str | Path, config_name: str) -> Path:
+    """Where a config's analysis figures go: `root/plots/<config>/analysis/` (apart from the column plots)."""
+    return Path(root) / PLOTS_DIR / config_name / "analysis"
 
 
 def check_stages(stages: Sequence[Mapping[str, Any]] | None) -> None:

@@ -40,12 +40,16 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
-from .card import PLOTS_DIR, card_with_plots, render_card
+from ..runners.ledger import REPORT_FILE, YieldReport
+from .analysis_section import AnalysisSection, analysis_section
+from .card import PLOTS_DIR, analysis_dir, card_with_plots, render_card
 from .plots import Plot
 
 logger = logging.getLogger(__name__)
 
 README = "README.md"
+REPORTS_DIR = "reports"  # reports/<config>/yield_report.json, analysis.json: the card's figures as data
+ANALYSIS_FILE = "analysis.json"
 DEFAULT_MAX_SHARD_SIZE = 500 * 2**20  # as datasets' push_to_hub
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")  # datasets' rule for split names
 _CONFIG_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*$")  # also a folder name and a card marker
@@ -64,6 +68,10 @@ def save_for_hub(
     title: str | None = None,
     max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
     num_shards: int | None = None,
+    report: YieldReport | str | Path | None = None,
+    price_per_hour: float | None = None,
+    analysis: bool = False,
+    references: Mapping[str, Dataset | Sequence[str]] | None = None,
 ) -> Path:
     """Write `ds` as config `config_name`, split `split` of a Hub-style repository in `directory`.
 
@@ -73,9 +81,18 @@ def save_for_hub(
     beside it when it does not exist yet) and moved in only when all of them are ready, so
     a failure leaves `directory` as it was, or absent. `repo_id` only fills the card's
     `load_dataset` snippet. Returns `directory`.
+
+    `report` (a `YieldReport` or the path of a `yield_report.json`, e.g. the one `generate`
+    saved beside its dataset) is written to `reports/<config>/yield_report.json` and shown in
+    the card as the yield-and-cost table, with money at `price_per_hour`. `analysis=True` adds
+    the analysis section (figures in `plots/<config>/`, numbers in `reports/<config>/analysis.json`),
+    with the coverage map and contamination check against `references` (name -> dataset or questions).
     """
     config_name = _check_names(config_name, split)
     _check_shard_options(max_shard_size, num_shards)
+    report = _as_report(report)
+    if references and not analysis:
+        raise ValueError("references are for the analysis section: pass analysis=True with them")
     directory = Path(directory)
     data_dir = _data_dir(config_name)
     existing = _read_readme(directory)
@@ -83,13 +100,19 @@ def save_for_hub(
     metadata = _merged_metadata(existing, config_name, data_dir, split, ds, download_size=0)
 
     with _staging(directory) as staging:
+        section = None
         if card:
+            if analysis:
+                section = analysis_section(ds, analysis_dir(staging, config_name), relative_to=staging,
+                                           references=references, report=report, price_per_hour=price_per_hour)
             new_card, _ = card_with_plots(
                 ds, staging, config_name=config_name, existing=existing, split=split, repo_id=repo_id,
-                stages=stages, license=license, metadata=metadata, title=title,
+                stages=stages, license=license, metadata=metadata, title=title, report=report,
+                price_per_hour=price_per_hour, analysis=section or False,
             )
         else:
             new_card = _card_with_metadata(existing, metadata)
+        reports = _write_reports(staging, config_name, report, section)
         shards = _write_shards(ds, staging / data_dir, split, max_shard_size, num_shards)
         kept_bytes = sum(
             p.stat().st_size for p in (directory / data_dir).glob("*.parquet") if not _is_split_shard(p, split)
@@ -97,7 +120,8 @@ def save_for_hub(
         download_size = kept_bytes + sum(p.stat().st_size for p in shards)
         _set_metadata(new_card, _merged_metadata(existing, config_name, data_dir, split, ds, download_size))
         new_card.save(staging / README)
-        _move_into_place(staging, directory, data_dir, split, plots_config=config_name if card else None)
+        _move_into_place(staging, directory, data_dir, split, plots_config=config_name if card else None,
+                         reports_config=config_name if reports else None)
     return directory
 
 
@@ -121,6 +145,10 @@ def push_to_hub(
     max_shard_size: int | str | None = None,
     num_shards: int | None = None,
     retries: int = 3,
+    report: YieldReport | str | Path | None = None,
+    price_per_hour: float | None = None,
+    analysis: bool = False,
+    references: Mapping[str, Dataset | Sequence[str]] | None = None,
 ):
     """Push `ds` as config `config_name` of dataset repo `repo_id`, then its card and plots.
 
@@ -131,9 +159,13 @@ def push_to_hub(
     stay, and committed with `parent_commit` so a concurrent change is never overwritten
     (on a conflict it re-reads and retries). The token is only handed to the
     `huggingface_hub` client; it is never logged or written. Returns the card's `CommitInfo`
-    (or the data's with `card=False`).
+    (or the data's with `card=False`). `report`, `price_per_hour`, `analysis` and `references`
+    are those of `save_for_hub`; the reports go up with the card.
     """
     config_name = _check_names(config_name, split)
+    report = _as_report(report)
+    if references and not analysis:
+        raise ValueError("references are for the analysis section: pass analysis=True with them")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
         raise ValueError(f"retries={retries!r}: give how many times to try the card commit, an int >= 1 (default 3).")
     push_data = functools.partial(
@@ -145,28 +177,37 @@ def push_to_hub(
         return push_data()
 
     card_options = {"config_name": config_name, "split": split, "repo_id": repo_id, "stages": stages,
-                    "license": license, "title": title}
+                    "license": license, "title": title, "report": report, "price_per_hour": price_per_hour}
     with tempfile.TemporaryDirectory(prefix="magpie-card-") as tmp:
         root = Path(tmp) / "upload"
+        section = None
+        if analysis:
+            section = analysis_section(ds, analysis_dir(root, config_name), relative_to=root, references=references,
+                                       report=report, price_per_hour=price_per_hour)
+        card_options["analysis"] = section
         # Plots and a trial card before the data push: an argument or rendering error surfaces
         # while the repository is untouched, not after its data changed.
-        _, plots = card_with_plots(ds, root, **card_options)
+        _, plots = card_with_plots(ds, root, **{**card_options, "analysis": section or False})
+        shown = [p for p in plots if p not in (section.figures if section else ())]  # the analysis links its own
+        uploads = [p.file for p in plots]
+        uploads += [f.relative_to(root).as_posix() for f in _write_reports(root, config_name, report, section)]
         push_data()
         # Same endpoint as the data push, so both halves go to one server.
         api = HfApi(endpoint=datasets.config.HF_ENDPOINT, token=token, library_name="magpie-datasets")
-        return _commit_card(api, ds, root, plots, retries, **card_options)
+        return _commit_card(api, ds, root, shown, uploads, retries, **card_options)
 
 
 def _commit_card(
-    api: HfApi, ds: Dataset, root: Path, plots: Sequence[Plot], retries: int, *, repo_id: str, config_name: str,
-    **card_options: Any,
+    api: HfApi, ds: Dataset, root: Path, plots: Sequence[Plot], uploads: Sequence[str], retries: int, *,
+    repo_id: str, config_name: str, **card_options: Any,
 ):
-    """Render the card over the README at the repo's head and commit it with the plots in `root`.
+    """Render the card (linking `plots`) over the README at the repo's head and commit it with the
+    files `uploads` (paths under `root`: plots, analysis figures, reports).
 
     The commit names its parent, so a concurrent change is never overwritten: on a conflict
     the README is read again and the card re-rendered on top.
     """
-    new_files = {p.file for p in plots}
+    new_files = set(uploads)
     for attempt in range(1, retries + 1):
         parent = api.repo_info(repo_id, repo_type="dataset").sha
         existing = _download_readme(api, repo_id, parent, root.parent / f"remote-{attempt}")
@@ -174,10 +215,10 @@ def _commit_card(
                                **card_options)
         stale = [
             f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=parent)
-            if f.startswith(f"{PLOTS_DIR}/{config_name}/") and f not in new_files
+            if f.startswith((f"{PLOTS_DIR}/{config_name}/", f"{REPORTS_DIR}/{config_name}/")) and f not in new_files
         ]
         operations = [CommitOperationAdd(README, str(new_card).encode("utf-8"))]
-        operations += [CommitOperationAdd(p.file, str(root / p.file)) for p in plots]
+        operations += [CommitOperationAdd(file, str(root / file)) for file in uploads]
         operations += [CommitOperationDelete(f) for f in stale]
         try:
             info = api.create_commit(
@@ -245,7 +286,10 @@ def _staging(directory: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _move_into_place(staging: Path, directory: Path, data_dir: str, split: str, plots_config: str | None) -> None:
+def _move_into_place(
+    staging: Path, directory: Path, data_dir: str, split: str, plots_config: str | None,
+    reports_config: str | None = None,
+) -> None:
     """Swap the staged shards, plots and README into `directory`; the README last, as it describes the rest."""
     if not directory.exists():
         staging.rename(directory)
@@ -262,7 +306,33 @@ def _move_into_place(staging: Path, directory: Path, data_dir: str, split: str, 
         shutil.rmtree(plots, ignore_errors=True)
         plots.parent.mkdir(exist_ok=True)
         (staging / PLOTS_DIR / plots_config).replace(plots)
+    if reports_config is not None:
+        reports = directory / REPORTS_DIR / reports_config
+        shutil.rmtree(reports, ignore_errors=True)
+        reports.parent.mkdir(exist_ok=True)
+        (staging / REPORTS_DIR / reports_config).replace(reports)
     (staging / README).replace(directory / README)
+
+
+def _as_report(report: YieldReport | str | Path | None) -> YieldReport | None:
+    if report is None or isinstance(report, YieldReport):
+        return report
+    if isinstance(report, (str, Path)):
+        return YieldReport.read(report)
+    raise TypeError(f"report={report!r}: give a YieldReport or the path of a {REPORT_FILE}")
+
+
+def _write_reports(root: Path, config_name: str, report: YieldReport | None, section: AnalysisSection | None) -> list[Path]:
+    """`reports/<config>/yield_report.json` and `analysis.json` under `root`, for what there is."""
+    folder = root / REPORTS_DIR / config_name
+    written = []
+    if report is not None:
+        written.append(report.write(folder / REPORT_FILE))
+    if section is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ANALYSIS_FILE).write_text(section.results_json(), encoding="utf-8")
+        written.append(folder / ANALYSIS_FILE)
+    return written
 
 
 def _set_metadata(card: DatasetCard, metadata: Mapping[str, Any]) -> None:

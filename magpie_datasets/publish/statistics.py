@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, Features
 
+from ..analysis import distributions
 from ..stages.table import STAGES, Chart
 
 # First match on the lower-cased model id wins: (substring, Hub license id, license_name for "other").
@@ -165,12 +166,13 @@ def summarize(ds: Dataset | Snapshot) -> list[dict[str, str]]:
                 text = ", ".join(f"{_clean(k)} {100 * v / total:.0f}%" for k, v in top)
                 rows.append({"column": chart.column, "text": text + (", ..." if len(counts) > 4 else "")})
         else:
-            values = _numbers(ds, chart.column)
-            if values.size:
+            values = _arrow_column(ds, chart.column)
+            stats = distributions.length_distribution(values, chart.column) if values is not None else {"count": 0}
+            if stats["count"]:
                 rows.append({
                     "column": chart.column,
-                    "text": f"mean {values.mean():.3g}, median {np.median(values):.3g}, "
-                            f"min {values.min():.3g}, max {values.max():.3g} ({values.size:,} values)",
+                    "text": f"mean {stats['mean']:.3g}, median {stats['median']:.3g}, "
+                            f"min {stats['min']:.3g}, max {stats['max']:.3g} ({stats['count']:,} values)",
                 })
     return rows
 
@@ -253,21 +255,15 @@ def _distinct(ds: Snapshot, path: str) -> list[Any]:
 
 
 def _value_counts(ds: Snapshot, column: str) -> dict[str, int]:
-    """Rows per non-empty value of a string column."""
+    """Rows per non-empty value of a string column (`analysis.label_distribution`), commonest first."""
     values = _arrow_column(ds, column)
-    if values is None:
-        return {}
-    counts = pc.value_counts(values).to_pylist()
-    return {c["values"]: c["counts"] for c in counts if c["values"] is not None and c["values"] != ""}
+    return {} if values is None else distributions.label_distribution(values, column)["counts"]
 
 
 def _numbers(ds: Snapshot, column: str) -> np.ndarray:
     """Finite values of a numeric column as a float array (nulls and NaN dropped)."""
     values = _arrow_column(ds, column)
-    if values is None:
-        return np.empty(0)
-    array = pc.drop_null(values).to_numpy(zero_copy_only=False).astype(float)
-    return array[np.isfinite(array)]
+    return np.empty(0) if values is None else distributions.finite_numbers(values)
 
 
 def _is_string(feature: Any) -> bool:

@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -36,12 +35,21 @@ from datasets.features.features import get_nested_type
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-from ..engines.base import generated_tokens
 from ..version import __version__
+from .ledger import (
+    REPORT_FILE,
+    Meter,
+    StageYield,
+    YieldReport,
+    engines_of,
+    hardware,
+    summed,
+)
 
 __all__ = [
     "CheckpointMismatchError",
     "check_output",
+    "checkpoint_report",
     "resume",
     "run_batch",
     "run_identity",
@@ -50,6 +58,7 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
+YIELD_KEY = b"magpie_yield"  # schema metadata of a finished batch: its figures, per step (ledger.Meter)
 RUN_FILE = "magpie_run.json"  # written next to a saved dataset: which run produced it
 FORMAT_VERSION = 1
 _HASH_ROWS = 10_000  # rows per slice when hashing the input's content
@@ -249,6 +258,48 @@ def _batch_path(directory: Path, index: int) -> Path:
     return directory / "batches" / f"{index:07d}.arrow"
 
 
+def _figures_path(directory: Path, index: int) -> Path:
+    return directory / "yield" / f"{index:07d}.json"
+
+
+def _keep_figures(directory: Path, index: int, table: pa.Table) -> pa.Table:
+    """Write the batch's figures beside it (before the batch itself: a batch file never lacks
+    them unless it was computed where they were lost); return the table without them."""
+    metadata = dict(table.schema.metadata or {})
+    measured = metadata.pop(YIELD_KEY, None)
+    if measured is not None:
+        _figures_path(directory, index).parent.mkdir(exist_ok=True)
+        _write_json(_figures_path(directory, index), json.loads(measured))
+    return table.replace_schema_metadata(metadata or None)
+
+
+def _step_name(fn: Callable) -> str:
+    from ..stages.table import stage_of
+
+    entry = stage_of(fn)
+    return entry.name if entry else getattr(fn, "__name__", repr(fn))
+
+
+def _report(directory: Path, steps: Sequence[Step], n_batches: int, rows: int) -> YieldReport:
+    """The run's yield report, from the figures of every batch, whichever run computed it."""
+    per_batch = []
+    for i in range(n_batches):
+        path = _figures_path(directory, i)
+        per_batch.append(json.loads(path.read_text()) if path.exists() else None)
+    seen = [b["hardware"] for b in per_batch if b]
+    stages = []
+    for s, (fn, kwargs) in enumerate(steps):
+        figures = summed(b["steps"][s] if b and len(b["steps"]) == len(steps) else None for b in per_batch)
+        stages.append(StageYield(_step_name(fn), "map", rows, rows, engines=engines_of(fn, dict(kwargs or {})),
+                                 hardware=seen[-1] if seen else hardware(), **figures))
+    return YieldReport(tuple(stages))
+
+
+def checkpoint_report(checkpoint_dir: str | os.PathLike) -> YieldReport:
+    """The yield report a finished `run_resumable` left in `checkpoint_dir` (one `StageYield` per step)."""
+    return YieldReport.read(Path(checkpoint_dir) / REPORT_FILE)
+
+
 class _StepBar:
     """One step's progress: rows done, its tokens/s and ETA (tqdm), over the batches of a run."""
 
@@ -264,13 +315,17 @@ class _StepBar:
 
 
 def _apply_steps(
-    batch: dict[str, list], steps: Sequence[Step], rows: int, bars: Sequence[_StepBar] | None = None
+    batch: dict[str, list], steps: Sequence[Step], rows: int, bars: Sequence[_StepBar] | None = None,
+    figures: list[dict[str, Any]] | None = None,
 ) -> dict[str, list]:
     for s, (fn, kwargs) in enumerate(steps):
-        tokens, started = generated_tokens(), time.perf_counter()
+        meter = Meter()
         out = fn(batch, **dict(kwargs or {}))
+        measured = meter.figures()
+        if figures is not None:
+            figures.append(measured)
         if bars:
-            bars[s].update(rows, generated_tokens() - tokens, time.perf_counter() - started)
+            bars[s].update(rows, measured["completion_tokens"], measured["seconds"])
         bad = {name: len(values) for name, values in out.items() if len(values) != rows}
         if bad:
             raise ValueError(
@@ -284,10 +339,15 @@ def _apply_steps(
 def run_batch(
     ds: Dataset, steps: Sequence[Step], start: int, stop: int, bars: Sequence[_StepBar] | None = None
 ) -> pa.Table:
-    """Rows `[start, stop)` of `ds` through every step, as an Arrow table."""
+    """Rows `[start, stop)` of `ds` through every step, as an Arrow table.
+
+    Its schema metadata holds what each step cost (`YIELD_KEY`: seconds, tokens, peak memory,
+    hardware), which the checkpoint keeps per batch for the run's yield report.
+    """
     source = ds.with_format("arrow")[start:stop]
     original = ds.with_format(None)[start:stop]
-    out = _apply_steps(dict(original), steps, stop - start, bars)
+    figures: list[dict[str, Any]] = []
+    out = _apply_steps(dict(original), steps, stop - start, bars, figures)
     arrays = {}
     for name, values in out.items():
         if name in original and values is original[name]:
@@ -296,7 +356,8 @@ def run_batch(
             arrays[name] = values.__arrow_array__()
         else:
             arrays[name] = pa.array(list(values))
-    return pa.table(arrays)
+    measured = json.dumps({"steps": figures, "hardware": hardware()})
+    return pa.table(arrays).replace_schema_metadata({YIELD_KEY: measured.encode()})
 
 
 def _assemble(files: list[Path], input_features: Features) -> Dataset:
@@ -404,7 +465,7 @@ def _resume(ds, steps, directory: Path, batch_size: int, compute, identity: dict
         for i, table in compute(ds, todo):
             if table.num_rows != rows_in[i]:
                 raise ValueError(f"Batch {i} came back with {table.num_rows} rows instead of {rows_in[i]}")
-            _write_arrow(files[i], table)
+            _write_arrow(files[i], _keep_figures(directory, i, table))
             bar.update(1)
         bar.close()
 
@@ -417,6 +478,9 @@ def _resume(ds, steps, directory: Path, batch_size: int, compute, identity: dict
                     f"{files[i]} holds {part_rows} rows where batch {i} has {rows_in[i]}: the checkpoint "
                     f"was changed by hand. Delete {directory} to start the run over."
                 )
+        report = _report(directory, steps, n_batches, len(ds))
+        if not (directory / REPORT_FILE).exists() or YieldReport.read(directory / REPORT_FILE) != report:
+            report.write(directory / REPORT_FILE)  # a finished run read back changes no file
         return _assemble(files, ds.features)
 
 
@@ -429,11 +493,13 @@ def _rows_per_file(files: list[Path]) -> Iterator[int]:
 # ---------------------------------------------------------------- output directories
 
 
-def save_dataset(ds: Dataset, output_dir: str | os.PathLike, identity: Mapping[str, Any]) -> Path:
+def save_dataset(
+    ds: Dataset, output_dir: str | os.PathLike, identity: Mapping[str, Any], report: YieldReport | None = None
+) -> Path:
     """`ds.save_to_disk(output_dir)`, all or nothing, refusing a directory that holds another run.
 
     The dataset is saved to a temporary sibling and renamed into place, with `magpie_run.json`
-    (the run identity) beside it. Returns the path.
+    (the run identity) and, when given, the run's `yield_report.json` beside it. Returns the path.
     """
     output = Path(output_dir)
     check_output(output, identity)
@@ -446,6 +512,8 @@ def save_dataset(ds: Dataset, output_dir: str | os.PathLike, identity: Mapping[s
     try:
         ds.save_to_disk(str(tmp))
         _write_json(tmp / RUN_FILE, dict(identity))
+        if report is not None:
+            report.write(tmp / REPORT_FILE)
         os.replace(tmp, output)  # atomic for a directory: `output` did not exist
         _fsync_dir(output.parent)
     finally:

@@ -1,0 +1,34 @@
+"""Length distribution as an `evaluate` measurement: `magpie_datasets.analysis.length_distribution` on numbers.
+
+    evaluate.load(measurement_path("length_distribution")).compute(data=[1, 2, 6], column="response_length")
+    # {"column": "response_length", "count": 3, "mean": 3.0, "median": 2.0, "min": 1.0, "max": 6.0, "histogram": ...}
+"""
+
+import datasets
+import evaluate
+
+from magpie_datasets.analysis import length_distribution
+
+_DESCRIPTION = """Count, mean, median, min, max and histogram of a numeric column (e.g. instruction_length), as the
+dataset cards of magpie_datasets compute them; nulls and NaN are dropped."""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    data (list of float): the values.
+    column (str): the column's name, echoed in the result.
+Returns:
+    column, count, mean, median, min, max, histogram ({bin_edges, counts}).
+"""
+
+_CITATION = ""
+
+
+class LengthDistribution(evaluate.Measurement):
+    def _info(self):
+        return evaluate.MeasurementInfo(
+            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION, features=datasets.Features({"data": datasets.Value("float64")}),
+        )
+
+    def _compute(self, data, column="data"):
+        return length_distribution(data, column)
