@@ -9,6 +9,16 @@ import sys
 from .recipes import add_build_parser
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}); give an object such as '{{\"enable_thinking\": false}}'")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"give a JSON object such as '{{\"enable_thinking\": false}}', not {text}")
+    return value
+
+
 def cmd_template(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
@@ -58,6 +68,8 @@ def generate_steps(args: argparse.Namespace) -> list:
     if args.dtype:
         engine_options["dtype"] = args.dtype
     common = {"model": args.model, "engine": args.engine, "engine_options": engine_options}
+    if getattr(args, "chat_template_kwargs", None):  # both steps render the template with them
+        common["chat_template_kwargs"] = args.chat_template_kwargs
     step1 = {
         **common,
         "temperature": args.temperature,
@@ -90,6 +102,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     from .runners.checkpoint import (
         check_output,
+        checkpoint_report,
         run_identity,
         run_resumable,
         save_dataset,
@@ -117,7 +130,7 @@ def _generate(args: argparse.Namespace) -> int:
         ds = run_on_ray(ds, steps, address=args.ray or None, batch_size=args.batch_size, checkpoint_dir=checkpoint)
     else:
         ds = run_resumable(ds, steps, checkpoint, batch_size=args.batch_size, desc="Steps 1+2")
-    save_dataset(ds, args.output, identity)
+    save_dataset(ds, args.output, identity, report=checkpoint_report(checkpoint))  # + yield_report.json
     clean = [i for i, (a, b) in enumerate(zip(ds["instruction_issue"], ds["response_issue"])) if a is None and b is None]
     usable = len(clean)
     sample = ds[clean[0] if clean else 0] if len(ds) else {}  # show a row without issues where there is one
@@ -125,6 +138,57 @@ def _generate(args: argparse.Namespace) -> int:
     print(f"{len(ds)} rows ({usable} with no instruction/response issue) written to {args.output}")
     if not args.checkpoint_dir:  # the default checkpoint has served its purpose
         shutil.rmtree(checkpoint, ignore_errors=True)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .engines import ModelNotAvailableError
+    from .runners.probe import format_report, probe
+    from .templates import TemplateError
+
+    if args.samples < 1:
+        raise SystemExit(f"magpie-datasets probe: error: --samples must be at least 1, got {args.samples}")
+    engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
+    try:
+        report = probe(args.model, engine=args.engine, engine_options=engine_options, samples=args.samples,
+                       max_tokens=args.max_tokens, early_stop=args.early_stop, temperature=args.temperature,
+                       top_p=args.top_p, seed=args.seed)
+    except (ModelNotAvailableError, TemplateError) as e:
+        raise SystemExit(f"magpie-datasets probe: error: {e}") from None
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    print(text if args.json else format_report(report))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """`magpie-datasets analyze DATASET_DIR`: the card's analysis section, for any dataset on disk."""
+    from pathlib import Path
+
+    from .publish.analysis_section import analysis_section
+    from .recipes import RecipeError, load_any, load_references
+    from .runners.ledger import REPORT_FILE, YieldReport
+
+    source = Path(args.dataset)
+    try:
+        ds = load_any(source, args.config, args.split)
+        references = load_references(args.reference)
+        reports = [source / REPORT_FILE, source / "reports" / (args.config or "default") / REPORT_FILE]
+        report = next((YieldReport.read(p) for p in reports if p.is_file()), None)
+        output = Path(args.output or f"{str(source).rstrip('/')}.analysis")
+        section = analysis_section(
+            ds, output / "plots", relative_to=output, references=references, report=report,
+            price_per_hour=args.price_per_hour, column=args.column, sample_size=args.sample_size,
+            embedding_model=args.embedding_model, projection=args.projection, threshold=args.threshold, heading="##",
+        )
+    except (RecipeError, ValueError) as e:
+        raise SystemExit(f"magpie-datasets analyze: error: {e}") from None
+    (output / "analysis.md").write_text(f"# Analysis of `{source.name}`\n\n{section.markdown}", encoding="utf-8")
+    (output / "analysis.json").write_text(section.results_json(), encoding="utf-8")
+    print(f"analysis of {len(ds):,} rows written to {output}: analysis.md, analysis.json, "
+          + ", ".join(p.file for p in section.figures))
     return 0
 
 
@@ -164,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop each instruction at its first newline (default: off; on for the embedded model)")
     p.add_argument("--sanitize", action="store_true", help="cut answer leaks such as 'Answer:' from instructions")
     p.add_argument("--system-prompt", default=None)
+    p.add_argument("--chat-template-kwargs", type=_json_object, default=None, metavar="JSON",
+                   help='keyword arguments for the chat template in both steps, e.g. \'{"enable_thinking": false}\'')
     p.add_argument(
         "--checkpoint-dir",
         default=None,
@@ -180,7 +246,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("probe", help="sample step 1 with each system-prompt choice and recommend one")
+    p.add_argument("model", nargs="?", default=None, help="hub id or local dir (default: the embedded model)")
+    p.add_argument("--engine", default="transformers", choices=["transformers", "vllm"])
+    p.add_argument("--samples", type=int, default=64, help="instructions per variant (default: 64)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="step 1 cap (default: as generate, 2048; 128 for the embedded model)")
+    p.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop each instruction at its first newline (default: as generate)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.add_argument("--output", default=None, help="also write the JSON report to this file")
+    p.set_defaults(func=cmd_probe)
+
     add_build_parser(sub)
+
+    p = sub.add_parser("analyze", help="the card's analysis section and plots for a dataset on disk")
+    p.add_argument("dataset", help="a save_to_disk folder, a Hub folder (ours or a published Magpie set), or a data file")
+    p.add_argument("--reference", action="append", default=[], metavar="[NAME=]DIR",
+                   help="a reference dataset (repeatable): coverage map and contamination check against it")
+    p.add_argument("--output", default=None, help="where analysis.md, analysis.json and plots/ go (default: DATASET.analysis)")
+    p.add_argument("--config", default=None, help="config of a Hub folder (default: its default config)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--column", default="instruction", help="the column holding the instructions")
+    p.add_argument("--sample-size", type=int, default=10_000, help="rows embedded per dataset (paper: 10,000)")
+    p.add_argument("--embedding-model", default=None, help="sentence-transformers model (default: that of min_neighbor_distance)")
+    p.add_argument("--projection", default="tsne", choices=["tsne", "umap"])
+    p.add_argument("--threshold", type=float, default=0.9, help="contamination cosine-similarity threshold")
+    p.add_argument("--price-per-hour", type=float, default=None, metavar="PRICE",
+                   help="price of one GPU-hour (CPU-hour) for the yield report found beside the dataset")
+    p.set_defaults(func=cmd_analyze)
     return parser
 
 
