@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "magpie_datasets"
 TEMPLATES = sorted(p.relative_to(ROOT).as_posix() for p in (PACKAGE / "publish" / "card_templates").glob("*.jinja"))
+MEASUREMENTS = sorted(p.relative_to(ROOT).as_posix() for p in (PACKAGE / "analysis" / "measurements").glob("*/*.py"))
 CONFIG = "wheel-check"
 # Not copied into the build: the build writes build/ and *.egg-info into its source, and the
 # working tree is shared, so it builds from a copy.
@@ -38,6 +39,25 @@ folder = magpie_datasets.save_for_hub(ds, "hub", config_name={CONFIG!r}, repo_id
 back = magpie_datasets.publish.hub.load_dataset(folder, {CONFIG!r}, split="train")
 print(json.dumps({{"package": magpie_datasets.__file__, "rows": len(ds), "loaded_rows": len(back),
                   "same_features": back.features == ds.features}}))
+"""
+
+
+MEASURE_SNIPPET = """
+import json, evaluate
+from magpie_datasets import analysis
+texts = ["Write a poem about the sea.", "Write a story about a dog.", "How do I sort a list in Python?",
+         "Explain recursion to a child.", "What is the capital of France?", "Write a poem about the moon."]
+loaded = {name: evaluate.load(analysis.measurement_path(name)) for name in analysis.MEASUREMENTS}
+out = {
+    "paths": [analysis.measurement_path(name) for name in analysis.MEASUREMENTS],
+    "lengths": loaded["length_distribution"].compute(data=[10, 20, 30], column="response_length")["mean"],
+    "labels": loaded["label_distribution"].compute(data=["good", "poor", "good"], column="input_quality")["counts"],
+    "ablation": loaded["decoding_ablation"].compute(temperature=[1.0, 1.0], top_p=[1.0, 1.0], difficulty=["easy", "hard"]),
+    "verbs": loaded["root_verbs"].compute(data=texts, top_verbs=1, top_objects=1)["root_verbs"],
+    "diversity": loaded["topic_diversity"].compute(data=texts)["sample_size"],
+    "coverage": sorted(loaded["coverage"].compute(data=texts, reference_sets={"same": texts})["coverage"]),
+}
+print(json.dumps(out))
 """
 
 
@@ -79,14 +99,16 @@ def wheel(tmp_path_factory) -> Path:
 def test_package_source_has_no_symlinks():
     links = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*") if p.is_symlink()]
     assert links == []  # a wheel drops what a symlink points to outside the package
-    assert TEMPLATES == ["magpie_datasets/publish/card_templates/config_section.md.jinja",
-                         "magpie_datasets/publish/card_templates/dataset_card.md.jinja"]
+    assert TEMPLATES == ["magpie_datasets/publish/card_templates/analysis_section.md.jinja",
+                         "magpie_datasets/publish/card_templates/config_section.md.jinja",
+                         "magpie_datasets/publish/card_templates/dataset_card.md.jinja",
+                         "magpie_datasets/publish/card_templates/yield_table.md.jinja"]
 
 
 def test_wheel_holds_every_module_and_the_card_templates_as_files(wheel):
     with zipfile.ZipFile(wheel) as archive:
         infos = {info.filename: info for info in archive.infolist()}
-        for name in TEMPLATES:
+        for name in TEMPLATES + MEASUREMENTS:
             assert archive.read(name) == (ROOT / name).read_bytes()
         links = [name for name, info in infos.items() if stat.S_ISLNK(info.external_attr >> 16)]
     assert links == []
@@ -118,3 +140,18 @@ def test_installed_wheel_generates_and_saves_a_card_with_plots_from_outside_the_
     assert all((work / "hub" / "plots" / CONFIG / p).read_bytes().startswith(b"\x89PNG") for p in plots)
     assert all(f"(plots/{CONFIG}/{p})" in card for p in plots)
     assert sorted(p.name for p in (work / "hub" / CONFIG).iterdir()) == ["train-00000-of-00001.parquet"]
+
+
+def test_installed_wheel_loads_every_measurement_with_evaluate_offline(wheel, tmp_path):
+    python = fresh_venv(tmp_path / "venv")
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", wheel], cwd=tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**clean_env(tmp_path), "HF_EVALUATE_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    result = json.loads(run([python, "-c", MEASURE_SNIPPET], cwd=work, env=env).strip().splitlines()[-1])
+
+    assert all(Path(path).is_relative_to(tmp_path / "venv") for path in result["paths"])
+    assert result["lengths"] == 20.0 and result["labels"] == {"good": 2, "poor": 1}
+    assert result["ablation"]["configurations"][0]["rows"] == 2
+    assert result["verbs"] == [{"verb": "write", "count": 3, "objects": [{"noun": "poem", "count": 2}]}]
+    assert result["diversity"] == 6 and result["coverage"] == ["same"]
