@@ -1,6 +1,6 @@
 """Real transformers tokenizers for chat templates, built offline in a millisecond.
 
-    fixture("google__gemma-2-2b-it")        -> dict from shared/fixtures/chat_templates/*.json
+    fixture("google__gemma-2-2b-it")        -> dict from tests/fixtures/chat_templates/*.json
     fixture_tokenizer(fixture(...))          -> PreTrainedTokenizerFast with that template and tokens
     make_tokenizer(template, bos=..., eos=..., specials=[...], adds_bos=True)
 
@@ -12,7 +12,6 @@ real, which is all chat-template rendering and BOS handling depend on.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -20,14 +19,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 
-def shared_dir() -> Path:
-    """The team's shared folder: `$MAGPIE_SHARED_DIR`, else `../shared` next to the repo root."""
-    if os.environ.get("MAGPIE_SHARED_DIR"):
-        return Path(os.environ["MAGPIE_SHARED_DIR"])
-    return Path(__file__).resolve().parents[2] / "shared"
-
-
-FIXTURES_DIR = shared_dir() / "fixtures" / "chat_templates"
+# in the repository, so a clone runs the template tests as it is (README.md there: each file's source)
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "chat_templates"
 FIXTURE_NAMES = sorted(p.stem for p in FIXTURES_DIR.glob("*.json"))
 
 # Whether the model's real tokenizer prepends BOS by itself (tokenizer_config add_bos_token /

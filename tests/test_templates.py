@@ -1,4 +1,4 @@
-"""Chat-template introspection on the 22 real chat templates in shared/fixtures/chat_templates."""
+"""Chat-template introspection on the 22 real chat templates in tests/fixtures/chat_templates."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ USER_TEXT = "Write a haiku about autumn leaves."
 
 
 def test_every_fixture_has_an_expectation():
-    assert FIXTURES_DIR.is_dir(), f"{FIXTURES_DIR} is missing: point MAGPIE_SHARED_DIR at the shared folder"
+    assert FIXTURES_DIR.is_dir(), f"{FIXTURES_DIR} is missing: the chat-template fixtures ship in the repository"
     assert len(FIXTURE_NAMES) == 22
     assert sorted(PUBLISHED.keys() | DERIVED.keys()) == FIXTURE_NAMES
     assert not PUBLISHED.keys() & DERIVED.keys()
