@@ -11,14 +11,20 @@ JSON for the tests to check. `vllm_settings` is tested on its own, without vLLM.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import pytest
 
-from magpie_datasets.engines.vllm import vllm_settings
+from magpie_datasets.engines import Sampling
+from magpie_datasets.engines.base import prompt_seeds
+from magpie_datasets.engines.vllm import request_seed, vllm_settings
+from magpie_datasets.stages.rows import row_seed
 from magpie_datasets.stages import tags as tagging
 
 SCRIPT = textwrap.dedent(
@@ -367,3 +373,51 @@ def test_settings_add_the_processor_after_the_users_and_none_with_speculative_de
     llm_kwargs, _ = vllm_settings(speculative, on_cpu=False, cpu_count=8)
     assert "logits_processors" not in llm_kwargs
     assert llm_kwargs["speculative_config"] == speculative["speculative_config"]
+
+
+# request_seed: the seed each vLLM request carries, without starting vLLM
+
+SEED_ROWS, SEED_CHUNKS = 10_000_000, 8
+
+
+def placeholder_uuids(start: int, count: int) -> list[str]:
+    """`count` distinct uuid5-shaped strings, as `empty` writes, built with numpy (uuid5 itself
+    takes microseconds a row): random bytes, with rows start.. start+count-1 spread over the
+    last 7 bytes by an odd multiplier (a bijection modulo 2**56), so no two are equal."""
+    raw = np.random.default_rng(start).integers(0, 256, (count, 16), dtype=np.uint8)
+    rows = np.arange(start, start + count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    raw[:, 9:] = rows.astype("<u8").view(np.uint8).reshape(count, 8)[:, :7]
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    nibbles = np.stack([raw >> 4, raw & 0x0F], axis=2).reshape(count, 32)
+    text = np.full((count, 36), ord("-"), np.uint8)
+    text[:, [i for i in range(36) if i not in (8, 13, 18, 23)]] = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
+    joined = text.tobytes().decode("ascii")
+    return [joined[i : i + 36] for i in range(0, 36 * count, 36)]
+
+
+def vllm_seeds_of(start: int, count: int = SEED_ROWS // SEED_CHUNKS) -> np.ndarray:
+    # the path a step-1 row takes: row_seed (generate.py), prompt_seeds, request_seed
+    seeds = [row_seed(0, key) for key in placeholder_uuids(start, count)]
+    return np.fromiter(map(request_seed, prompt_seeds(Sampling(), count, seeds)), np.uint64, count)
+
+
+def test_request_seeds_of_ten_million_rows_are_distinct():
+    """Every step-1 prompt is the same pre-query, so rows whose vLLM seeds collide get the same
+    instruction: with 32-bit seeds, 10 million rows hold about (10**7)**2 / 2**33 colliding pairs."""
+    assert placeholder_uuids(0, 1)[0][14] == "5" and len(set(placeholder_uuids(0, 1000))) == 1000
+    # fork: the workers hash on every core without importing the package again
+    with ProcessPoolExecutor(min(2, os.cpu_count() or 1), mp_context=multiprocessing.get_context("fork")) as pool:
+        seeds = np.concatenate(list(pool.map(vllm_seeds_of, range(0, SEED_ROWS, SEED_ROWS // SEED_CHUNKS))))
+    assert len(seeds) == SEED_ROWS and int(seeds.max()) < 2**63
+    seeds.sort()
+    assert not (seeds[1:] == seeds[:-1]).any()
+
+
+def test_request_seeds_leave_room_for_each_sample():
+    """vLLM seeds sample i of a request with seed + i, kept in int64; a row's seed does not
+    depend on n except at the very top of the range."""
+    for key in map(str, range(1000)):
+        one, many = request_seed(key), request_seed(key, n=256)
+        assert 0 <= one <= 2**63 - 1 and 0 <= many <= 2**63 - 256
+        assert many == one or one > 2**63 - 256

@@ -72,9 +72,30 @@ def vllm_settings(options: Mapping[str, Any], *, on_cpu: bool, cpu_count: int) -
     return llm_kwargs, env
 
 
-def _request_seed(key: str) -> int:
-    # vLLM seeds each request (an int); identical prompts in one call must still get different samples
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+# vLLM 0.32 gives sample i of a request the seed `seed + i` (v1/engine/parallel_sampling.py);
+# its V2 GPU model runner keeps seeds in an int64 array (v1/worker/gpu/sample/states.py: a
+# value >= 2**63 raises OverflowError), and SamplingParams turns seed=-1 into "unseeded". So
+# every request's seeds must lie in [0, 2**63 - 1]; msgspec and torch.Generator.manual_seed
+# take any value in that range.
+_SEED_END = 2**63
+
+
+def request_seed(key: str, n: int = 1) -> int:
+    """vLLM's seed for a request of `n` samples: 63 bits of sha256(`key`), non-negative.
+
+    Every step-1 prompt is the same pre-query, so two rows whose seeds collide write the same
+    instruction: with 63 bits the expected colliding pairs, rows**2 / 2**64, stay far below one
+    (32 bits gave about a hundred per million rows). The transformers engine hashes the whole key
+    too (`random.Random(f"{key}/{sample}")`).
+    Seeds stop `n - 1` short of 2**63, so vLLM's per-sample `seed + i` still fits in int64.
+
+    >>> request_seed("0/0") == request_seed("0/0") != request_seed("0/1")
+    True
+    >>> 0 <= request_seed("12345", n=256) <= 2**63 - 256
+    True
+    """
+    digest = hashlib.sha256(key.encode()).digest()
+    return (int.from_bytes(digest[:8], "little") >> 1) % (_SEED_END - (n - 1))
 
 
 class VLLMEngine:
@@ -157,7 +178,7 @@ class VLLMEngine:
                 repetition_penalty=sampling.repetition_penalty,
                 stop=list(sampling.stop),
                 stop_token_ids=list(sampling.stop_token_ids),
-                seed=None if keys is None else _request_seed(keys[i]),
+                seed=None if keys is None else request_seed(keys[i], sampling.n),
                 # like the transformers engine: special tokens stay visible in the text, so
                 # leaked template markup can be detected downstream
                 skip_special_tokens=False,
