@@ -1,11 +1,18 @@
-"""The package version is part of every stage's `datasets` fingerprint and of a run's identity,
-so an upgrade never silently reuses rows the old code wrote."""
+"""The package version and a digest of its source are part of every stage's `datasets`
+fingerprint and of a run's identity, so neither an upgrade nor an edit of a source install
+silently reuses rows the old code wrote."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
+import os
 import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from datasets import Dataset
@@ -48,7 +55,52 @@ def test_a_checkpoint_of_another_version_is_another_run(tmp_path, monkeypatch):
     steps = [(magpie.to_sharegpt, {})]
     checkpoint.run_resumable(ds, steps, tmp_path / "ckpt", batch_size=1)
     identity = checkpoint.run_identity(ds, steps, 1)
-    assert identity["package"] == f"magpie-datasets {magpie.__version__}"
-    monkeypatch.setattr(checkpoint, "__version__", "99.0.0")
+    assert identity["package"] == f"magpie-datasets {version.code_version()}"
+    assert version.code_version().startswith(magpie.__version__)
+    monkeypatch.setattr(version, "__version__", "99.0.0")
     with pytest.raises(checkpoint.CheckpointMismatchError, match="package"):
         checkpoint.run_resumable(ds, steps, tmp_path / "ckpt", batch_size=1)
+
+
+# What a process that imports one copy of the package computes: the copy it imported, the
+# fingerprint `datasets` gives a stage, and a checkpoint's identity.
+PROBE = """
+import json
+from datasets import Dataset
+from datasets.fingerprint import Hasher
+import magpie_datasets
+from magpie_datasets.runners import checkpoint
+steps = [(magpie_datasets.add_magpie_instructions, {})]
+print(json.dumps({
+    "file": magpie_datasets.__file__,
+    "stage": Hasher.hash(magpie_datasets.add_magpie_instructions),
+    "identity": checkpoint.run_identity(Dataset.from_dict({"uuid": ["a"]}), steps, 1)["package"],
+}))
+"""
+
+
+def copy_package(root: Path) -> Path:
+    shutil.copytree(Path(magpie.__file__).parent, root / "magpie_datasets", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def probe(root: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert Path(seen["file"]).resolve() == (root / "magpie_datasets" / "__init__.py").resolve()  # the copy, not this tree
+    return seen
+
+
+def test_an_edit_of_the_source_changes_fingerprints_and_run_identity(tmp_path):
+    """A source install keeps its version from commit to commit: the code digest tells them apart."""
+    roots = [copy_package(tmp_path / name) for name in ("same", "twin", "edited")]
+    with open(roots[2] / "magpie_datasets" / "stages" / "generate.py", "a") as f:
+        f.write("# one more line\n")
+    same, twin, edited = map(probe, roots)
+    assert same["stage"] == twin["stage"] and same["identity"] == twin["identity"]
+    assert edited["stage"] != same["stage"] and edited["identity"] != same["identity"]
+    for root, seen in zip(roots, (same, twin, edited)):  # the digest of the copy's own files
+        digest = version.files_digest(root / "magpie_datasets")[:12]
+        assert seen["identity"].startswith(f"magpie-datasets {magpie.__version__}") and seen["identity"].endswith(f"src.{digest}")

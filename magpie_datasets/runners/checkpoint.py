@@ -11,9 +11,9 @@ and running the same call again computes just the missing ones: no row lost, non
 Stages seed each row from its own id (`generate.row_seed`), so an interrupted run gives the same
 rows as an uninterrupted one.
 
-`manifest.json` records the run's identity: the package version, each step's function and
-keyword arguments, the input's content hash and row count, and the batch size. A directory that
-holds a different run is refused with one error that says what differs. `save_dataset` gives
+`manifest.json` records the run's identity: the package version and code digest, each step's
+function and keyword arguments, the input's content hash and row count, and the batch size. A
+directory that holds a different run is refused with one error that says what differs. `save_dataset` gives
 output directories the same guarantees: written whole or not at all, and never over a different run.
 """
 
@@ -35,7 +35,7 @@ from datasets.features.features import get_nested_type
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-from ..version import __version__
+from ..version import code_version
 from .ledger import (
     REPORT_FILE,
     Meter,
@@ -129,7 +129,8 @@ def run_identity(ds: Dataset, steps: Sequence[Step], batch_size: int) -> dict[st
     """What makes two runs the same run: steps with their kwargs, the input, the batch size."""
     return {
         "format": FORMAT_VERSION,
-        "package": f"magpie-datasets {__version__}",  # an upgrade may write other rows: not the same run
+        # an upgrade, or an edit of a source install, may write other rows: not the same run
+        "package": f"magpie-datasets {code_version()}",
         "steps": [{"function": _function_name(fn), "fn_kwargs": _canonical(dict(kw or {}))} for fn, kw in steps],
         "input": {"num_rows": len(ds), "fingerprint": input_fingerprint(ds)},
         "batch_size": int(batch_size),

@@ -32,7 +32,7 @@ from datasets import Dataset, concatenate_datasets
 
 from ..schema import DIFFICULTY_LABELS as DIFFICULTY
 from ..schema import QUALITY_LABELS as QUALITY
-from ..version import __version__
+from ..version import code_version
 from .table import require_reads
 
 CODING_TASK = "Coding & Debugging"
@@ -44,8 +44,9 @@ class RowFilter:
     name: str
     rule: Callable[[Mapping[str, Any]], bool] = field(repr=False)
     columns: tuple[str, ...]
-    # part of the `datasets` fingerprint of `ds.filter(f)`: an upgrade does not reuse old results
-    version: str = field(default=__version__, repr=False)
+    # part of the `datasets` fingerprint of `ds.filter(f)`: an upgrade, or an edit of a source
+    # install, does not reuse old results
+    version: str = field(default_factory=code_version, repr=False)
 
     def __call__(self, example: Mapping[str, Any]) -> bool | list[bool]:
         example = require_reads(example, f"filter {self.name}", self.columns)
