@@ -15,6 +15,7 @@ from .engines import release_engines
 from .engines.embedded import EMBEDDED_CHAT_MODEL
 from .publish.hub import push_to_hub, save_for_hub
 from .runners.checkpoint import run_resumable
+from .runners.preflight import preflight
 from .stages import filters
 from .stages.contamination import contamination_summary
 from .stages.control import assign_system_prompts
@@ -40,6 +41,7 @@ __all__ = sorted([
     "filters",
     "magpie_template",
     "next_user_prefix",
+    "preflight",
     "push_to_hub",
     "release_engines",
     "run_resumable",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .recipes import add_build_parser
@@ -22,15 +23,12 @@ def _json_object(text: str) -> dict:
 def cmd_template(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    from .engines import ModelNotAvailableError, resolve_model
-    from .templates import TemplateError, describe
+    from .engines import resolve_model
+    from .templates import describe
 
-    try:
-        path = resolve_model(args.model)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-        info = describe(tokenizer, system_prompt=args.system_prompt)
-    except (ModelNotAvailableError, TemplateError) as e:
-        raise SystemExit(f"magpie-datasets template: error: {e}") from None
+    path = resolve_model(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
+    info = describe(tokenizer, system_prompt=args.system_prompt)
     print(json.dumps(info, indent=2, ensure_ascii=False))
     return 0
 
@@ -86,18 +84,6 @@ def generate_steps(args: argparse.Namespace) -> list:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .engines import ModelNotAvailableError
-    from .runners.checkpoint import CheckpointMismatchError
-    from .templates import TemplateError
-
-    try:
-        return _generate(args)
-    except (CheckpointMismatchError, ModelNotAvailableError, TemplateError) as e:
-        # bad input, not a bug: one line saying what is wrong and how to fix it, no traceback
-        raise SystemExit(f"magpie-datasets generate: error: {e}") from None
-
-
-def _generate(args: argparse.Namespace) -> int:
     import shutil
 
     from .runners.checkpoint import (
@@ -112,18 +98,26 @@ def _generate(args: argparse.Namespace) -> int:
     if args.num_rows < 1:
         raise SystemExit(f"magpie-datasets generate: error: --num-rows must be at least 1, got {args.num_rows}")
     chosen = fill_model_defaults(args)
+    steps = generate_steps(args)
+    checkpoint = args.checkpoint_dir or f"{args.output.rstrip('/')}.checkpoint"
+    if args.check or args.preflight:
+        from .runners.preflight import describe, preflight
+
+        report = preflight(steps, output=args.output, checkpoint_dir=checkpoint, ray=args.ray is not None)
+        if args.check:
+            describe(report)
+            return 0 if report.ok else 1
+        report.raise_for_problems()
     if chosen:
         shown = ", ".join(f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
                           for k, v in chosen.items())
         print(f"embedded model: using {shown} (it rambles to the paper's caps; pass any of them to change it)",
               file=sys.stderr)
-    steps = generate_steps(args)
     ds = empty(args.num_rows)
     identity = run_identity(ds, steps, args.batch_size)
     if check_output(args.output, identity):  # raises if it holds a different run
         print(f"{args.output} already holds this finished run; nothing to do.")
         return 0
-    checkpoint = args.checkpoint_dir or f"{args.output.rstrip('/')}.checkpoint"
     if args.ray is not None:
         from .runners.on_ray import run_on_ray
 
@@ -142,19 +136,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .engines import ModelNotAvailableError
     from .runners.probe import format_report, probe
-    from .templates import TemplateError
 
     if args.samples < 1:
         raise SystemExit(f"magpie-datasets probe: error: --samples must be at least 1, got {args.samples}")
     engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
-    try:
-        report = probe(args.model, engine=args.engine, engine_options=engine_options, samples=args.samples,
-                       max_tokens=args.max_tokens, early_stop=args.early_stop, temperature=args.temperature,
-                       top_p=args.top_p, seed=args.seed)
-    except (ModelNotAvailableError, TemplateError) as e:
-        raise SystemExit(f"magpie-datasets probe: error: {e}") from None
+    report = probe(args.model, engine=args.engine, engine_options=engine_options, samples=args.samples,
+                   max_tokens=args.max_tokens, early_stop=args.early_stop, temperature=args.temperature,
+                   top_p=args.top_p, seed=args.seed)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
@@ -168,23 +157,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .publish.analysis_section import analysis_section
-    from .recipes import RecipeError, load_any, load_references
+    from .recipes import load_any, load_references
     from .runners.ledger import REPORT_FILE, YieldReport
+    from .runners.preflight import preflight
 
     source = Path(args.dataset)
-    try:
-        ds = load_any(source, args.config, args.split)
-        references = load_references(args.reference)
-        reports = [source / REPORT_FILE, source / "reports" / (args.config or "default") / REPORT_FILE]
-        report = next((YieldReport.read(p) for p in reports if p.is_file()), None)
-        output = Path(args.output or f"{str(source).rstrip('/')}.analysis")
-        section = analysis_section(
-            ds, output / "plots", relative_to=output, references=references, report=report,
-            price_per_hour=args.price_per_hour, column=args.column, sample_size=args.sample_size,
-            embedding_model=args.embedding_model, projection=args.projection, threshold=args.threshold, heading="##",
-        )
-    except (RecipeError, ValueError) as e:
-        raise SystemExit(f"magpie-datasets analyze: error: {e}") from None
+    output = Path(args.output or f"{str(source).rstrip('/')}.analysis")
+    ds = load_any(source, args.config, args.split)
+    references = load_references(args.reference)
+    embedder = [("min_neighbor_distance", {"model": args.embedding_model})]  # the model the analyses embed with
+    checked = preflight(embedder, output=output, analysis=True, references=bool(references), projection=args.projection)
+    checked.raise_for_problems()
+    for note in checked.notes:
+        print(f"preflight: {note}", file=sys.stderr)
+    reports = [source / REPORT_FILE, source / "reports" / (args.config or "default") / REPORT_FILE]
+    report = next((YieldReport.read(p) for p in reports if p.is_file()), None)
+    section = analysis_section(
+        ds, output / "plots", relative_to=output, references=references, report=report,
+        price_per_hour=args.price_per_hour, column=args.column, sample_size=args.sample_size,
+        embedding_model=args.embedding_model, projection=args.projection, threshold=args.threshold, heading="##",
+    )
     (output / "analysis.md").write_text(f"# Analysis of `{source.name}`\n\n{section.markdown}", encoding="utf-8")
     (output / "analysis.json").write_text(section.results_json(), encoding="utf-8")
     print(f"analysis of {len(ds):,} rows written to {output}: analysis.md, analysis.json, "
@@ -244,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run the batches on a Ray cluster (ADDRESS, e.g. ray://head:10001 or auto; none: a local cluster)",
     )
+    p.add_argument("--check", action="store_true",
+                   help="run the preflight alone: check the model, engine, packages and output, then stop")
+    p.add_argument("--no-preflight", dest="preflight", action="store_false",
+                   help="start without the preflight (it runs by default and stops a run that would fail later)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("probe", help="sample step 1 with each system-prompt choice and recommend one")
@@ -282,9 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean bad input, not a bug: each is shown as one line, without a traceback."""
+    from .engines import ModelNotAvailableError
+    from .engines.embedded import EmbeddedModelMissing
+    from .runners.checkpoint import CheckpointMismatchError
+    from .schema import MissingColumnError
+    from .stages.rewards.loading import RewardModelError
+
+    # RecipeError, PreflightError and TemplateError are ValueErrors; a stage's bad option is one too
+    return (ValueError, ModelNotAvailableError, EmbeddedModelMissing, CheckpointMismatchError, MissingColumnError,
+            RewardModelError, FileNotFoundError, PermissionError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input ends in `SystemExit("magpie-datasets CMD: error: ...")`: Python
+    prints that one line (a preflight that found several problems lists them a line each) and
+    exits with status 1, without a traceback; `MAGPIE_TRACEBACK=1` shows where it was raised."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except user_errors() as err:
+        if os.environ.get("MAGPIE_TRACEBACK"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise SystemExit(f"magpie-datasets {args.command}: error: {message}") from None
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import argparse
 import inspect
 import json
 import math
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -51,8 +52,9 @@ from datasets import Dataset
 
 from .engines import release_engines
 from .runners.ledger import Meter, StageYield, YieldReport, engines_of
+from .runners.preflight import PreflightReport, Problem, describe, preflight
 from .stages.generate import empty
-from .stages.table import STAGES, models_of, stage
+from .stages.table import STAGES, stage, stage_models
 
 MAP_STAGES: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "map"}
 FILTERS: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "filter"}
@@ -308,14 +310,14 @@ def run_recipe_measured(
         ds = empty(recipe.num_rows)
         log = [{"stage": "empty", "rows": len(ds), "recipe": recipe.name}]
     figures = [meter.done(log[0]["stage"], "source", 0, len(ds))]
-    loaded = None  # what the last model-loading stage asked for
+    loaded: tuple = ()  # the models the last model-loading stage used (`stage_models`)
     for index, step in enumerate(recipe.stages):
         kwargs = resolve_kwargs(recipe, step)
         kind = stage_kind(step.stage)
-        wanted = models_of(step.stage, kwargs)
-        if wanted:  # a build holds one stage's models at a time
-            if loaded is not None and wanted != loaded:
-                release_engines()
+        wanted = stage_models(step.stage, kwargs, ds)  # the rows' own model resolved from `ds`
+        if wanted:  # a build holds one stage's models at a time: free those this stage does not use
+            if any(model not in wanted for model in loaded):
+                release_engines(keep=cache_keys(wanted))
             loaded = wanted
         meter, rows_in, dropped, measured = Meter(), len(ds), {}, None
         if kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
@@ -331,14 +333,38 @@ def run_recipe_measured(
             ds = DATASET_STAGES[step.stage](ds, **kwargs)
             name = f"{step.stage}({kwargs['name']})" if step.stage == "apply_recipe" and "name" in kwargs else step.stage
             dropped = {name: rows_in - len(ds)} if len(ds) < rows_in else {}
-        figure = meter.done(step.stage, kind, rows_in, len(ds), dropped=dropped, engines=engines_of(step.stage, kwargs))
+        used = engines_of(step.stage, kwargs, wanted)  # the models `wanted` names, as the ledger shows them
+        figure = meter.done(step.stage, kind, rows_in, len(ds), dropped=dropped, engines=used)
         if measured is not None and measured.completion_tokens is not None:
-            figure = replace(measured, stage=step.stage)  # the checkpoint's: all batches, whichever run did them
+            # the checkpoint's: all batches, whichever run did them
+            figure = replace(measured, stage=step.stage, engines=used)
         elif ray:  # tokens counted in the workers did not come back: unknown, not zero
             figure = replace(figure, prompt_tokens=None, completion_tokens=None)
         figures.append(figure)
         log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
     return ds, log, YieldReport(tuple(figures))
+
+
+def cache_keys(models: Any) -> set[tuple]:
+    """The keys `engines.cached_model` holds `models` (`stage_models` tuples) under, for those
+    keyed by their name: chat engines and reward models. A default base model and embedders are
+    keyed by their folder, so they have none here (a release frees them; they load again).
+    """
+    from .engines import engine_key
+    from .stages.rewards.loading import reward_model_key
+
+    keys = set()
+    for loader, model, engine, options in models:
+        if model is None:
+            continue
+        if loader == "chat":
+            keys.add(engine_key(model, engine, options))
+        elif loader == "reward":
+            try:
+                keys.add(reward_model_key(model, options))
+            except ValueError:  # a wrong option: the stage itself says so
+                pass
+    return keys
 
 
 def _map_exactly_once(
@@ -389,7 +415,12 @@ def add_build_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--reference", action="append", default=[], metavar="[NAME=]DIR",
                    help="a reference dataset on disk (repeatable) for the card's coverage map and contamination check")
     p.add_argument("--analysis", action=argparse.BooleanOptionalAction, default=True,
-                   help="add the analysis section (coverage, topic diversity, root verbs, decoding ablation) to the card")
+                   help="add the analysis section (coverage, topic diversity, root verbs, decoding ablation) to the "
+                        "card; a part whose packages are not installed is left out, and the card says so")
+    p.add_argument("--check", action="store_true",
+                   help="run the preflight alone: check models, engines, packages, output and push access, then stop")
+    p.add_argument("--no-preflight", dest="preflight", action="store_false",
+                   help="start without the preflight (it runs by default and stops a run that would fail later)")
     p.set_defaults(func=cmd_build)
     return p
 
@@ -412,6 +443,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     # after success, so a finished build is read back instead of redone (delete it to rebuild).
     target = args.output.rstrip("/") if args.output else args.push.replace("/", "__")
     checkpoint = args.checkpoint_dir or f"{target}.{config_name}.checkpoint"
+    references = load_references(args.reference)  # before the run: a bad path fails fast
+    if args.check or args.preflight:
+        report = preflight_recipe(recipe, output=args.output, checkpoint_dir=checkpoint, push=args.push,
+                                  ray=args.ray is not None, analysis=args.analysis, references=bool(args.reference))
+        if args.check:
+            describe(report)
+            return 0 if report.ok else 1
+        for note in report.notes:
+            print(f"preflight: {note}", file=sys.stderr)
+        report.raise_for_problems()
     ray_started = False
     if args.ray is not None:
         import ray
@@ -419,7 +460,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not ray.is_initialized():
             ray.init(address=args.ray or None)
             ray_started = True
-    references = load_references(args.reference)  # before the run: a bad path fails fast
     try:
         ds, log, report = run_recipe_measured(recipe, checkpoint_dir=checkpoint, ray=args.ray is not None)
     finally:
@@ -445,6 +485,16 @@ def cmd_build(args: argparse.Namespace) -> int:
           + (f", {per_1000:.4g} per 1,000 kept rows{money}" if per_1000 is not None else ""))
     print(f"finished batches kept in {checkpoint} (the same command reads them back; delete it to rebuild)")
     return 0
+
+
+def preflight_recipe(recipe: Recipe, **options: Any) -> PreflightReport:
+    """`runners.preflight.preflight` for the recipe's stages (and its `source`, when a local path)."""
+    report = preflight([(step.stage, resolve_kwargs(recipe, step)) for step in recipe.stages], **options)
+    source = recipe.source
+    if source and source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+        missing = Problem(f"{recipe.path}: source {source} does not exist", "give a dataset folder or a Hub id")
+        report = replace(report, problems=(missing, *report.problems))
+    return report
 
 
 def load_any(path: str | Path, config_name: str | None = None, split: str = "train") -> Dataset:

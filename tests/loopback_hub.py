@@ -59,6 +59,7 @@ class LoopbackHub:
         self.repos: dict[str, _Repo] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.blobs: dict[str, bytes] = {}  # LFS objects by sha256
+        self.accounts: dict[str, tuple[str, list[str], str]] = {}  # token -> (user, orgs, role) for whoami
         # Called with (repo_id, commit summary) before a commit is applied; a test can commit
         # something else here (hub.commit_files) to play a concurrent writer.
         self.before_commit = None
@@ -151,6 +152,8 @@ class LoopbackHub:
                 return 400, {}, {"error": "sha256 mismatch"}
             self.blobs[seg[1]] = body
             return 200, {}, {}
+        if method == "GET" and path == "/api/whoami-v2":
+            return self._whoami(headers)
         if method == "POST" and path == "/api/validate-yaml":
             return self._validate_yaml(json.loads(body))
         if method == "POST" and path == "/api/repos/create":
@@ -198,6 +201,15 @@ class LoopbackHub:
             etag = f'"{hashlib.sha1(content).hexdigest()}"'
             return 200, {"X-Repo-Commit": sha, "ETag": etag, "Content-Type": "application/octet-stream"}, content
         return 404, {}, {"error": f"loopback hub: no route for {method} {path}"}
+
+    def _whoami(self, headers: Any):
+        """The account of a token in `self.accounts` ({token: (user, [orgs], role)}), as the Hub answers."""
+        token = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in self.accounts:
+            return 401, {}, {"error": "Invalid credentials in Authorization header"}
+        user, orgs, role = self.accounts[token]
+        return 200, {}, {"type": "user", "name": user, "orgs": [{"name": org, "roleInOrg": "write"} for org in orgs],
+                         "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": role}}}
 
     def _validate_yaml(self, payload: dict):
         text = payload.get("content", "")

@@ -6,6 +6,8 @@ import importlib
 import pytest
 
 MODULES = [
+    "magpie_datasets.extras",
+    "magpie_datasets.engines",
     "magpie_datasets.engines.base",
     "magpie_datasets.engines.models",
     "magpie_datasets.engines.vllm",
@@ -26,6 +28,7 @@ MODULES = [
     "magpie_datasets.stages.normalize",
     "magpie_datasets.stages.reasoning",
     "magpie_datasets.runners.ledger",
+    "magpie_datasets.analysis",
     "magpie_datasets.publish.analysis_section",
 ]
 

@@ -73,7 +73,7 @@ def test_missing_column_messages_name_the_writer_from_the_table():
 
 
 # layer of each part of the package; a module may import only from its own layer or below
-LAYERS = {"version": 0, "schema": 0, "templates": 0, "engines": 1, "stages": 2, "runners": 3, "publish": 3,
+LAYERS = {"version": 0, "extras": 0, "schema": 0, "templates": 0, "engines": 1, "stages": 2, "runners": 3, "publish": 3,
           "analysis": 3, "recipes": 4, "cli": 5}
 SHARED_STAGE_HELPERS = {"table", "rows", "texts", "answering", "sanitize"}
 

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..extras import install_line, installed
 from .ablation import decoding_ablation
-from .coverage import coverage
+from .coverage import PROJECTIONS, coverage
 from .distributions import label_distribution, length_distribution
 from .diversity import topic_diversity
-from .verbs import root_verbs
+from .verbs import PIPELINES, root_verbs
 
 MEASUREMENTS = ("coverage", "topic_diversity", "root_verbs", "decoding_ablation", "label_distribution",
                 "length_distribution")
 
-__all__ = ["MEASUREMENTS", "coverage", "decoding_ablation", "label_distribution", "length_distribution",
+__all__ = ["MEASUREMENTS", "coverage", "unavailable", "decoding_ablation", "label_distribution", "length_distribution",
            "measurement_path", "root_verbs", "topic_diversity"]
 
 
@@ -41,3 +42,26 @@ def measurement_path(name: str) -> str:
     if name not in MEASUREMENTS:
         raise ValueError(f"no measurement {name!r}: give one of {MEASUREMENTS}.")
     return str(Path(__file__).resolve().parent / "measurements" / name)
+
+
+def unavailable(*, references: bool = False, projection: str = "tsne") -> dict[str, str]:
+    """The analyses this install cannot run, each with why and the line that installs what it needs.
+
+    The card leaves these out and says so; the preflight reports them before a build starts.
+    `references`: whether a coverage map is wanted; `projection`: its "tsne" or "umap".
+
+    ```
+    unavailable(references=True, projection="umap")   # on an install without the analysis extra
+    -> {"root_verbs": "spaCy and its small English pipeline are not installed (pip install ...)",
+        "coverage": "umap-learn is not installed (...)"}
+    ```
+    """
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection={projection!r}: give one of {PROJECTIONS}.")
+    missing = {}
+    if not installed("spacy") or not any(installed(name) for name in PIPELINES):
+        missing["root_verbs"] = f"spaCy and its small English pipeline are not installed ({install_line('analysis')})"
+    projector = {"tsne": ("sklearn", "scikit-learn"), "umap": ("umap", "umap-learn")}[projection]
+    if references and not installed(projector[0]):
+        missing["coverage"] = f"{projector[1]} is not installed ({install_line('analysis')})"
+    return missing

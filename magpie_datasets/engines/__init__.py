@@ -21,7 +21,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from typing import Callable
+from typing import Callable, Collection, Mapping
 
 from .base import Completion, Engine, Sampling
 from .embedded import EMBEDDED_CHAT_MODEL, PACKAGES, smollm2_dir
@@ -33,7 +33,9 @@ __all__ = [
     "ModelNotAvailableError",
     "Sampling",
     "cached_model",
+    "engine_key",
     "load_engine",
+    "model_availability",
     "model_source",
     "release_engines",
     "resolve_model",
@@ -59,12 +61,14 @@ def _offline() -> bool:
 
 
 def _not_available(model: str, why: str) -> ModelNotAvailableError:
-    return ModelNotAvailableError(
+    error = ModelNotAvailableError(
         f"Model {model!r} is not available: {why}. Fix: download it where the Hugging Face Hub is "
         f"reachable (`hf download {model}`) and copy the cache (~/.cache/huggingface/hub) here, "
         "or pass a local directory holding config.json, the weights and the tokenizer "
         "(model=None uses the embedded SmolLM2-135M-Instruct, which needs no download)."
     )
+    error.why = why  # the reason alone, for the preflight's one line per model
+    return error
 
 
 def _hub_reachable(endpoint: str) -> bool:
@@ -87,6 +91,27 @@ def resolve_model(model: str | None) -> str:
     """
     if model is None or model == EMBEDDED_CHAT_MODEL:
         return smollm2_dir()
+    path = model_availability(model)
+    if path is not None:
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10)
+    except Exception as e:
+        raise _not_available(model, f"the download failed ({type(e).__name__}: {e})") from e
+
+
+def model_availability(model: str) -> str | None:
+    """Where `model` (a local directory or a Hub id) loads from, found without downloading anything:
+    its local directory, or None when it would be downloaded. `ModelNotAvailableError` when it
+    can be had neither way (not a directory, not cached, and offline or the Hub unreachable).
+
+    >>> model_availability("/no/such/model")
+    Traceback (most recent call last):
+    ...
+    magpie_datasets.engines.ModelNotAvailableError: Model '/no/such/model' is not available: it looks like a local path but is not a directory. ...
+    """
     expanded = os.path.expanduser(model)
     if os.path.isdir(expanded):
         return os.path.abspath(expanded)
@@ -108,10 +133,7 @@ def resolve_model(model: str | None) -> str:
         raise _not_available(
             model, f"it is not in the local Hugging Face cache and {constants.ENDPOINT} is unreachable"
         )
-    try:
-        return snapshot_download(model, allow_patterns=_WEIGHT_PATTERNS, etag_timeout=10)
-    except Exception as e:
-        raise _not_available(model, f"the download failed ({type(e).__name__}: {e})") from e
+    return None
 
 
 def model_source(path: str) -> str:
@@ -160,16 +182,17 @@ def cached_model(key: tuple, load: Callable[[], object]) -> object:
         return _engines[key]
 
 
-def release_engines() -> int:
-    """Unload every cached model and free its memory; returns how many were released.
+def release_engines(keep: Collection[tuple] = ()) -> int:
+    """Unload every cached model but those whose keys are in `keep`, and free its memory;
+    returns how many were released.
 
     vLLM engines shut their engine core (and its GPU memory / CPU KV cache) down, torch's
     CUDA cache is emptied. The next `load_engine` loads afresh. Call it between stages
-    that use different models; the recipe runner does.
+    that use different models; the recipe runner does, keeping the next stage's models
+    (`keep`: keys as `cached_model` got them, e.g. `engine_key(...)`).
     """
     with _lock:
-        loaded = list(_engines.values())
-        _engines.clear()
+        loaded = [_engines.pop(key) for key in [k for k in _engines if k not in keep]]
     failed = []
     for model in loaded:  # every one, even when another fails to close
         try:
@@ -187,6 +210,15 @@ def release_engines() -> int:
     if failed:
         raise failed[0]
     return released
+
+
+def engine_key(model: str | None, engine: str = "transformers", options: Mapping | None = None) -> tuple:
+    """The cache key of `load_engine(model, engine, **options)` (`release_engines(keep=...)`).
+
+    >>> engine_key(None) == engine_key("HuggingFaceTB/SmolLM2-135M-Instruct", options={})
+    True
+    """
+    return ("engine", EMBEDDED_CHAT_MODEL if model is None else model, engine, _options_key(dict(options or {})))
 
 
 def load_engine(model: str | None = None, engine: str = "transformers", **options) -> Engine:
@@ -220,4 +252,4 @@ def load_engine(model: str | None = None, engine: str = "transformers", **option
         llm.model_source = model_source(path)
         return llm
 
-    return cached_model(("engine", name, engine, _options_key(options)), load)
+    return cached_model(engine_key(name, engine, options), load)

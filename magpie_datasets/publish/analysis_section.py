@@ -80,7 +80,8 @@ def analysis_section(
     directory.mkdir(parents=True, exist_ok=True)
     base = Path(relative_to) if relative_to is not None else directory
     figures: list[Plot] = []
-    results: dict[str, Any] = {"rows": len(ds), "column": column}
+    left_out = left_out_parts(ds, column, bool(references), projection, sample_size, seed)
+    results: dict[str, Any] = {"rows": len(ds), "column": column, "left_out": left_out}
 
     def save(figure, name: str, title: str) -> Plot:
         path = directory / f"{name}.png"
@@ -89,8 +90,8 @@ def analysis_section(
         figures.append(plot)
         return plot
 
-    context: dict[str, Any] = {"heading": heading, "rows": len(ds), "column": column}
-    if references:
+    context: dict[str, Any] = {"heading": heading, "rows": len(ds), "column": column, "left_out": left_out}
+    if references and "coverage" not in left_out:
         from ..analysis import coverage
 
         measured = coverage(ds, references, column=column, sample_size=sample_size,
@@ -99,30 +100,32 @@ def analysis_section(
         results["coverage"] = measured
         context["coverage"] = {"plot": plot, "values": measured["coverage"], "sample_sizes": measured.get("sample_sizes"),
                                "projection": measured.get("projection"), "embedding_model": measured.get("embedding_model")}
-    results["topic_diversity"] = topic_diversity(
-        ds, column=column, sample_size=sample_size, embedding_model=embedding_model, seed=seed
-    )
-    context["topic_diversity"] = results["topic_diversity"]
+    if "topic_diversity" not in left_out:
+        results["topic_diversity"] = topic_diversity(
+            ds, column=column, sample_size=sample_size, embedding_model=embedding_model, seed=seed
+        )
+        context["topic_diversity"] = results["topic_diversity"]
 
-    verbs = root_verbs(ds, column=column, top_verbs=20, top_objects=5, sample_size=sample_size, seed=seed)
-    verb_figure = verbs.pop("figure", None)
-    results["root_verbs"] = verbs
-    context["root_verbs"] = {
-        "plot": save(verb_figure, "root_verbs", "Root verbs and their direct objects") if verb_figure else None,
-        "top": [{"verb": v["verb"], "count": v["count"],
-                 "objects": ", ".join(f"{o['noun']} ({o['count']})" for o in v.get("objects", []))}
-                for v in verbs["root_verbs"][:_TOP_VERBS_SHOWN]],
-        "parsed": verbs.get("parsed"), "parser": verbs.get("parser"),
-    }
+    if "root_verbs" not in left_out:
+        verbs = root_verbs(ds, column=column, top_verbs=20, top_objects=5, sample_size=sample_size, seed=seed)
+        verb_figure = verbs.pop("figure", None)
+        results["root_verbs"] = verbs
+        context["root_verbs"] = {
+            "plot": save(verb_figure, "root_verbs", "Root verbs and their direct objects") if verb_figure else None,
+            "top": [{"verb": v["verb"], "count": v["count"],
+                     "objects": ", ".join(f"{o['noun']} ({o['count']})" for o in v.get("objects", []))}
+                    for v in verbs["root_verbs"][:_TOP_VERBS_SHOWN]],
+            "parsed": verbs.get("parsed"), "parser": verbs.get("parser"),
+        }
 
     configs = ds.features.get("gen_input_configs")
-    if isinstance(configs, dict) and {"temperature", "top_p"} <= set(configs):  # step 1's decoding recorded
+    if len(ds) and isinstance(configs, dict) and {"temperature", "top_p"} <= set(configs):  # step 1's decoding recorded
         results["decoding_ablation"] = decoding_ablation(ds)
         context["decoding_ablation"] = [
             {key: _number(value) for key, value in row.items()} for row in results["decoding_ablation"]["configurations"]
         ]
 
-    if references:
+    if references and "contamination" not in left_out:
         from ..stages.contamination import contamination, contamination_summary
 
         summaries = {}
@@ -141,6 +144,27 @@ def analysis_section(
 
     markdown = _templates().get_template("analysis_section.md.jinja").render(**context)
     return AnalysisSection(markdown.strip() + "\n", tuple(figures), results)
+
+
+def left_out_parts(
+    ds: Dataset, column: str, references: bool, projection: str, sample_size: int | None, seed: int
+) -> dict[str, str]:
+    """The parts of the section that cannot be drawn for `ds` on this install, each with the reason.
+
+    A part needs its packages (`analysis.unavailable`) and enough texts: topic diversity compares
+    pairs, a coverage map places the dataset's own points, so 0 or 1 rows leave them out.
+    """
+    from ..analysis import unavailable
+    from ..analysis.texts import texts_of
+
+    left_out = unavailable(references=references, projection=projection)
+    texts = len(texts_of(ds, column, sample_size, seed))
+    too_few = f"too few rows: {texts} non-empty `{column}` text{'' if texts == 1 else 's'}"
+    needed = {"topic_diversity": 2, "root_verbs": 1, **({"coverage": 2, "contamination": 1} if references else {})}
+    for part, least in needed.items():
+        if texts < least:
+            left_out.setdefault(part, f"{too_few}, it needs at least {least}")
+    return left_out
 
 
 def _normalized(ds: Dataset) -> Dataset:

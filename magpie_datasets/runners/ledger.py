@@ -98,23 +98,36 @@ def _peaks() -> tuple[int, int | None]:
     return rss, gpu
 
 
-def engines_of(fn_or_name: Any, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
-    """The engine-run models a stage loads with `kwargs`, as "engine:model" ("model" alone for
-    reward models and embedders; "embedded" where the stage's default is).
+def engines_of(fn_or_name: Any, kwargs: Mapping[str, Any], models: Sequence[tuple] | None = None) -> tuple[str, ...]:
+    """The models a stage loads with `kwargs`, as "engine:model" ("model" alone for reward models
+    and embedders; "embedded" for the embedded default). `models`: what the stage loaded, as
+    `stages.table.stage_models` gives them for its rows; without them, a model the stage takes
+    from the rows (`generate_responses` without `model`) is shown as "rows' model".
 
     >>> engines_of("tag_safety", {"engine": "vllm"})
     ('vllm:meta-llama/Meta-Llama-Guard-2-8B',)
     >>> engines_of("min_quality", {})
     ()
+    >>> engines_of("generate_responses", {})
+    ("transformers:rows' model",)
+    >>> from datasets import Dataset
+    >>> from magpie_datasets.stages.table import stage_models
+    >>> rows = Dataset.from_dict({"model": ["Qwen/Qwen2.5-7B-Instruct"]})  # step 1's model
+    >>> engines_of("generate_responses", {}, stage_models("generate_responses", {}, rows))
+    ('transformers:Qwen/Qwen2.5-7B-Instruct',)
     """
-    from ..stages.table import STAGES, models_of, stage_of
+    from ..engines.embedded import EMBEDDED_CHAT_MODEL
+    from ..stages.table import STAGES, models_of, stage, stage_of
 
     name = fn_or_name if isinstance(fn_or_name, str) else getattr(stage_of(fn_or_name), "name", None)
     if name is None or name not in {s.name for s in STAGES}:
         return ()
+    if models is None:  # the rows are not known here, nor the model a stage takes from them
+        models = [(loader, "rows' model" if m.from_rows and model is None else model, engine, options)
+                  for m, (loader, model, engine, options) in zip(stage(name).models, models_of(name, dict(kwargs)))]
     out = []
-    for _, model, engine, _ in models_of(name, dict(kwargs)):
-        shown = model or "embedded"
+    for _, model, engine, _ in models:
+        shown = "embedded" if model in (None, EMBEDDED_CHAT_MODEL) else model
         out.append(f"{engine}:{shown}" if engine else shown)
     return tuple(dict.fromkeys(out))
 

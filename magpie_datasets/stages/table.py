@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 from datasets import Dataset, Features
 
 from .. import schema
+from ..engines.embedded import EMBEDDED_CHAT_MODEL
 from ..schema import MissingColumnError, require_columns
 
 KINDS = ("source", "map", "filter", "dataset")
@@ -34,6 +35,8 @@ class Model:
     `engine` / `options` name the keywords with its engine and load options (`engine=None`: a
     transformers model class of its own, e.g. a reward model, with options only). With
     `from_rows`, `model=None` means "the model named in each row's `model` column".
+    `none_loads`: the model an engine loads for `None` (`load_engine`'s embedded default); None
+    where the stage picks its own default (reward_diff's embedded base model).
     """
 
     argument: str
@@ -41,6 +44,7 @@ class Model:
     engine: str | None = "engine"
     options: str = "engine_options"
     from_rows: bool = False
+    none_loads: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,11 @@ class Stage:
 
 
 _P = "magpie_datasets.stages."
-_CHAT = Model("model", "generator")
-_RESPONDER = Model("model", "responder", from_rows=True)
+_CHAT = Model("model", "generator", none_loads=EMBEDDED_CHAT_MODEL)
+_RESPONDER = Model("model", "responder", from_rows=True, none_loads=EMBEDDED_CHAT_MODEL)
+_FOLLOW_UP = Model("model", "generator", from_rows=True, none_loads=EMBEDDED_CHAT_MODEL)
+_TAGGER = Model("model", "tagger", none_loads=EMBEDDED_CHAT_MODEL)
+_GUARD = Model("model", "guard", none_loads=EMBEDDED_CHAT_MODEL)
 
 STAGES: tuple[Stage, ...] = (
     Stage("empty", _P + "generate:empty", "source", "n placeholder rows with a stable `uuid` each",
@@ -105,13 +112,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("add_turns", _P + "multiturn:add_turns", "map",
           "turns 2..k: follow-up questions and their answers",
           reads=("instruction", "response"), writes=schema.turn_features(2),
-          writes_patterns=("instruction_*", "response_*"), models=(Model("model", "generator", from_rows=True),)),
+          writes_patterns=("instruction_*", "response_*"), models=(_FOLLOW_UP,)),
     Stage("add_response_samples", _P + "preference:add_response_samples", "map",
           "k sampled answers per instruction, for preference pairs",
           reads=("instruction",), writes=schema.SAMPLE_FEATURES, models=(_RESPONDER,)),
     Stage("tag_with_llm", _P + "tags:tag_with_llm", "map",
           "task category, input quality and difficulty from an LLM judge",
-          reads=("instruction",), writes=schema.TAG_FEATURES, models=(Model("model", "tagger"),),
+          reads=("instruction",), writes=schema.TAG_FEATURES, models=(_TAGGER,),
           charts=(Chart("task_category", "Task category", "bar", schema.TASK_CATEGORIES),
                   Chart("input_quality", "Input quality", "bar", schema.QUALITY_LABELS),
                   Chart("difficulty", "Difficulty", "bar", schema.DIFFICULTY_LABELS))),
@@ -119,7 +126,7 @@ STAGES: tuple[Stage, ...] = (
           reads=("instruction",), writes=schema.LANGUAGE_FEATURES,
           charts=(Chart("language", "Language", "bar"),)),
     Stage("tag_safety", _P + "safety:tag_safety", "map", "a Llama-Guard verdict on the conversation",
-          reads=("instruction", "response"), writes=schema.SAFETY_FEATURES, models=(Model("model", "guard"),),
+          reads=("instruction", "response"), writes=schema.SAFETY_FEATURES, models=(_GUARD,),
           charts=(Chart("llama_guard_2", "Safety", "bar", plot=False),)),
     Stage("add_rewards", _P + "rewards:add_rewards", "map", "a reward model's score of each response",
           reads=("instruction", "response"), writes=schema.REWARD_FEATURES, writes_patterns=("rewards_*",),
@@ -286,6 +293,44 @@ def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:
     )
 
 
+def stage_models(name: str, kwargs: Mapping[str, Any], ds: Dataset | None = None) -> tuple[tuple, ...]:
+    """The models stage `name` will load with `kwargs` over the rows `ds`, as concrete
+    (loader, model, engine, options) tuples: like `models_of`, with a chat model `None` named as
+    the engine loads it (the embedded SmolLM2's id), a model taken from the rows (`from_rows`,
+    `None`) one tuple per distinct model of `ds`'s `model` column (none for zero rows, the embedded
+    default where `ds` has no such column), and options `{}` where none. Two stages load the same
+    model where they give equal tuples. Without `ds`, a rows' model is `None` (not known).
+
+    >>> rows = Dataset.from_dict({"model": ["org/a", "org/b", "org/a"]})
+    >>> stage_models("generate_responses", {"engine": "vllm"}, rows)
+    (('chat', 'org/a', 'vllm', {}), ('chat', 'org/b', 'vllm', {}))
+    >>> unnamed = Dataset.from_dict({"uuid": ["u1", "u2"]})  # no `model` column: the embedded default
+    >>> stage_models("add_magpie_instructions", {}) == stage_models("generate_responses", {}, unnamed)
+    True
+    >>> stage_models("generate_responses", {})
+    (('chat', None, 'transformers', {}),)
+    """
+    out: list[tuple] = []
+    for m, (loader, model, engine, options) in zip(stage(name).models, models_of(name, kwargs)):
+        names: list[Any] = [model]
+        if m.from_rows and model is None and ds is not None:
+            names = _row_models(ds)
+        elif m.from_rows and model is None:
+            out.append((loader, None, engine, dict(options or {})))
+            continue
+        out.extend((loader, m.none_loads if n is None else n, engine, dict(options or {})) for n in names)
+    return tuple(t for i, t in enumerate(out) if t not in out[:i])
+
+
+def _row_models(ds: Dataset) -> list[Any]:
+    """The distinct values of `ds`'s `model` column in row order ([None] without one): one column read."""
+    import pyarrow.compute as pc
+
+    if "model" not in ds.column_names:
+        return [None] if len(ds) else []
+    return pc.unique(ds.with_format("arrow")["model"]).to_pylist()
+
+
 def markdown_table() -> str:
     """The README's stage table: one row per stage, from this table.
 
@@ -305,5 +350,5 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "keywords", "markdown_table", "models_of", "require_reads",
-           "stage", "stage_of", "writer_of"]
+__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "keywords", "markdown_table",
+           "models_of", "require_reads", "stage", "stage_models", "stage_of", "writer_of"]

@@ -65,8 +65,10 @@ def _read_config(path: str) -> dict:
         return json.load(f)
 
 
-def _check_reward_config(model: str, config: dict, trust_remote_code: bool) -> None:
-    """Fail before loading any weights when the checkpoint is not a sequence classifier."""
+def check_reward_folder(model: str, path: str, trust_remote_code: bool) -> None:
+    """Fail before loading any weights when the checkpoint in `path` is not a sequence classifier
+    (a `RewardModelError` naming the fix); the preflight calls it too."""
+    config = _read_config(path)
     remote = (config.get("auto_map") or {}).get("AutoModelForSequenceClassification")
     if remote:
         if not trust_remote_code:
@@ -89,12 +91,19 @@ def load_reward_model(model: str, engine_options: Mapping[str, Any] | None = Non
     dtype, device), loaded once per process until `release_engines()`; weights never downloaded
     offline.
     """
+    key = reward_model_key(model, engine_options)
+    return cached_model(key, lambda: _load_reward_model(*key[1:]))
+
+
+def reward_model_key(model: str, engine_options: Mapping[str, Any] | None = None) -> tuple:
+    """The cache key of `load_reward_model(model, engine_options)`: the settings that change what
+    is loaded (not `batch_size` or `max_length`).
+
+    >>> reward_model_key("rm", {"batch_size": 2}) == reward_model_key("rm")
+    True
+    """
     options = reward_options(engine_options)
-    trust_remote_code, dtype, device = options["trust_remote_code"], options["dtype"], options["device"]
-    return cached_model(
-        ("reward", model, trust_remote_code, dtype, device),
-        lambda: _load_reward_model(model, trust_remote_code, dtype, device),
-    )
+    return ("reward", model, options["trust_remote_code"], options["dtype"], options["device"])
 
 
 def _load_reward_model(model: str, trust_remote_code: bool, dtype: str | None, device: str | None) -> RewardModel:
@@ -104,7 +113,7 @@ def _load_reward_model(model: str, trust_remote_code: bool, dtype: str | None, d
     if not isinstance(model, str) or not model:
         raise RewardModelError(f"add_rewards needs a reward model name or directory, got {model!r}.")
     path = resolve_model(model)
-    _check_reward_config(model, _read_config(path), trust_remote_code)
+    check_reward_folder(model, path, trust_remote_code)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
