@@ -87,7 +87,7 @@ def test_check_runs_the_preflight_alone_and_says_what_it_checked(tmp_path, capsy
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.default.checkpoint").exists()
 
 
-def test_a_generator_whose_template_gives_no_pre_query_and_a_non_chat_responder_are_found(tmp_path):
+def test_a_model_without_a_chat_template_is_found_once_for_the_stages_that_need_one(tmp_path):
     from tests.chat_tokenizers import make_tokenizer
 
     plain = tmp_path / "plain-model"  # a base model: a tokenizer without a chat template
@@ -97,12 +97,14 @@ def test_a_generator_whose_template_gives_no_pre_query_and_a_non_chat_responder_
 
     # steps as run_resumable takes them: (function, fn_kwargs)
     report = preflight([(magpie.add_magpie_instructions, {"model": str(plain)}), (magpie.generate_responses, {})])
-    assert [p.what for p in report.problems] == [
+    assert [p.what for p in report.problems] == [  # once for the model, not again for step 2
         f"add_magpie_instructions: generator {str(plain)!r}: it has no chat template, so it is not a chat model",
-        f"generate_responses: responder {str(plain)!r}: it has no chat template, so it is not a chat model",
     ]
-    with pytest.raises(PreflightError, match="2 problems found"):
+    with pytest.raises(PreflightError, match="^found before the run started .*no chat template"):
         report.raise_for_problems()
+    responder_only = preflight([("generate_responses", {"model": str(plain)})])
+    assert [p.what for p in responder_only.problems] == [
+        f"generate_responses: responder {str(plain)!r}: it has no chat template, so it is not a chat model"]
 
 
 def test_a_reward_model_that_is_no_sequence_classifier_is_found_without_loading_it(tmp_path):

@@ -122,7 +122,7 @@ def preflight(
     notes: list[str] = []
     checked: list[str] = []
     seen: set[tuple] = set()
-    unavailable_models: set[str] = set()  # reported once, not again for each stage that loads it
+    problem_models: set[str] = set()  # a model's problem is reported once, not again for each stage using it
     vllm_stages: list[str] = []
     rows_models = tuple(rows_models) if rows_models is not None else None
     for function_or_name, kwargs in steps:
@@ -138,15 +138,16 @@ def preflight(
                 if engine == "vllm":
                     vllm_stages.append(name)
                 key = (model.role, model_name, engine, repr(given.get(model.options)), given.get("system_prompt"))
-                if key in seen or model_name in unavailable_models:
+                if key in seen or model_name in problem_models:
                     continue
                 seen.add(key)
                 where = f"{name}: {model.role} {model_name!r}"
-                found = _check_model(where, model, model_name, engine, given)
-                if any(isinstance(p, Problem) and " is not available: " in p.what for p in found):
-                    unavailable_models.add(model_name)
-                    if ray:  # Ray's workers load the models, maybe on machines that hold them
-                        found = [f"{p} (on this machine; the Ray workers must have it)" for p in found]
+                found = _check_model(where, model, model_name, given)
+                if any(isinstance(p, Problem) for p in found):
+                    problem_models.add(model_name)
+                if ray and any(isinstance(p, Problem) and " is not available: " in p.what for p in found):
+                    # Ray's workers load the models, maybe on machines that hold them
+                    found = [f"{p} (on this machine; the Ray workers must have it)" for p in found]
                 problems += [p for p in found if isinstance(p, Problem)]
                 notes += [n for n in found if isinstance(n, str)]
                 checked.append(f"{where} ({engine or 'its own loader'})")
@@ -212,27 +213,26 @@ def _model_names(model: Model, given: Mapping[str, Any], rows_models: tuple[str,
     return [name]
 
 
-def _check_model(where: str, model: Model, name: str, engine: str | None, given: Mapping[str, Any]) -> list:
+def _check_model(where: str, model: Model, name: str, given: Mapping[str, Any]) -> list:
     """Problems (and notes, as strings) for one model of one stage."""
-    found: list = []
     if model.role == "embedder":
-        return found + _embedder_problems(where, name)
+        return _embedder_problems(where, name)
     if name in PACKAGES:
-        return found + _embedded_problems(where, name)
+        return _embedded_problems(where, name)
     try:
         path = model_availability(name)
     except ModelNotAvailableError as err:
-        return found + [_unavailable(where, name, err)]
+        return [_unavailable(where, name, err)]
     if path is None:
-        return found + [f"{where} is not in the local Hugging Face cache: it is downloaded when the stage loads it"]
+        return [f"{where} is not in the local Hugging Face cache: it is downloaded when the stage loads it"]
     if not os.path.isfile(os.path.join(path, "config.json")):
-        return found + [Problem(f"{where}: {path} has no config.json",
-                                "give a model folder holding config.json, the weights and the tokenizer")]
+        return [Problem(f"{where}: {path} has no config.json",
+                        "give a model folder holding config.json, the weights and the tokenizer")]
     if model.role == "reward":
-        return found + _reward_problems(where, name, path, given.get(model.options))
+        return _reward_problems(where, name, path, given.get(model.options))
     if model.role in _CHAT_TEMPLATE_ROLES:
-        found += _template_problems(where, model.role, path, given)
-    return found
+        return _template_problems(where, model.role, path, given)
+    return []
 
 
 def _unavailable(where: str, name: str, err: ModelNotAvailableError) -> Problem:
