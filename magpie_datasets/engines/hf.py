@@ -288,6 +288,16 @@ class _Batch:
             self.seen = torch.cat([self.seen, other.seen])
 
 
+def _load_model(path: str, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None):
+    """The causal LM, with `attn_implementation` (transformers' names, or `engines.attention`'s)."""
+    from .attention import ATTENTION, register
+
+    if attn_implementation == ATTENTION:
+        register()
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra)
+
+
 class TransformersEngine:
     """`Engine` on a transformers causal LM (see the module docstring).
 
@@ -320,10 +330,7 @@ class TransformersEngine:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=self.dtype, trust_remote_code=trust_remote_code, **extra
-        )
+        self.model = _load_model(path, self.dtype, trust_remote_code, attn_implementation)
         self.model.to(self.device).eval()
         self.eos_ids = self._eos_ids()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
