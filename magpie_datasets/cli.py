@@ -108,6 +108,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             describe(report)
             return 0 if report.ok else 1
         report.raise_for_problems()
+        for note in report.notes:
+            print(f"preflight: {note}", file=sys.stderr)
     if chosen:
         shown = ", ".join(f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
                           for k, v in chosen.items())
