@@ -101,11 +101,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     steps = generate_steps(args)
     checkpoint = args.checkpoint_dir or f"{args.output.rstrip('/')}.checkpoint"
     if args.check or args.preflight:
-        from .runners.preflight import describe, preflight
+        from .runners.preflight import preflight, print_report
 
         report = preflight(steps, output=args.output, checkpoint_dir=checkpoint, ray=args.ray is not None)
         if args.check:
-            describe(report)
+            print_report(report)
             return 0 if report.ok else 1
         report.raise_for_problems()
         for note in report.notes:

@@ -52,7 +52,7 @@ from datasets import Dataset
 
 from .engines import release_engines
 from .runners.ledger import Meter, StageYield, YieldReport, engines_of
-from .runners.preflight import PreflightReport, Problem, describe, preflight
+from .runners.preflight import PreflightReport, Problem, preflight, print_report
 from .stages.generate import empty
 from .stages.table import STAGES, stage, stage_models
 
@@ -448,7 +448,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         report = preflight_recipe(recipe, output=args.output, checkpoint_dir=checkpoint, push=args.push,
                                   ray=args.ray is not None, analysis=args.analysis, references=bool(args.reference))
         if args.check:
-            describe(report)
+            print_report(report)
             return 0 if report.ok else 1
         for note in report.notes:
             print(f"preflight: {note}", file=sys.stderr)

@@ -25,13 +25,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..engines import ModelNotAvailableError, model_availability
 from ..engines.embedded import (
     EMBEDDED_BASE_MODEL,
-    EMBEDDED_CHAT_MODEL,
     PACKAGES,
     EmbeddedModelMissing,
 )
 from ..engines.embedding import PAPER_EMBEDDING_MODEL, default_embedding_model
 from ..extras import install_line, installed
-from ..stages.table import Model, keywords, stage, stage_of
+from ..stages.table import Model, defaults, stage, stage_of
 
 __all__ = ["PreflightError", "PreflightReport", "Problem", "preflight"]
 
@@ -130,7 +129,7 @@ def preflight(
         if name is None:
             continue
         entry = stage(name)
-        given = {**_defaults(name), **kwargs}
+        given = {**defaults(name), **kwargs}
         for model in entry.models:
             names = _model_names(model, given, rows_models)
             for model_name in names:
@@ -192,12 +191,6 @@ def _stage_name(function_or_name: Any) -> str | None:
     return entry.name if entry else None
 
 
-def _defaults(name: str) -> dict[str, Any]:
-    import inspect
-
-    return {p.name: p.default for p in keywords(name).values() if p.default is not inspect.Parameter.empty}
-
-
 def _model_names(model: Model, given: Mapping[str, Any], rows_models: tuple[str, ...] | None) -> list[str]:
     """The concrete model names `model` of a stage loads: the rows' own for `from_rows` with None."""
     name = given.get(model.argument)
@@ -208,8 +201,8 @@ def _model_names(model: Model, given: Mapping[str, Any], rows_models: tuple[str,
             return [default_embedding_model()]
         except EmbeddedModelMissing:  # a partial install of the paper's model: reported by its check
             return [PAPER_EMBEDDING_MODEL]
-    if name is None:
-        return [EMBEDDED_BASE_MODEL if model.role == "base" else EMBEDDED_CHAT_MODEL]
+    if name is None:  # what the engine loads for None; reward_diff's base model is its own default
+        return [model.none_loads or EMBEDDED_BASE_MODEL]
     return [name]
 
 
@@ -357,7 +350,7 @@ def _push_problems(repo_id: str, token: str | None) -> list[Problem]:
     return problems
 
 
-def describe(report: PreflightReport, print_: Callable[[str], None] = print) -> None:
+def print_report(report: PreflightReport, print_: Callable[[str], None] = print) -> None:
     """Print what `--check` found: the checks, the notes and the problems."""
     for line in report.checked:
         print_(f"checked: {line}")

@@ -206,6 +206,15 @@ def keywords(name: str) -> dict[str, inspect.Parameter]:
     return params
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """The default of each keyword stage `name` takes (see `keywords`), by name.
+
+    >>> defaults("tag_safety")["model"]
+    'meta-llama/Meta-Llama-Guard-2-8B'
+    """
+    return {p.name: p.default for p in keywords(name).values() if p.default is not inspect.Parameter.empty}
+
+
 def stage_of(function: Callable[..., Any]) -> Stage | None:
     """The table entry whose function is `function`, or None for a function of the user's."""
     return next((s for s in STAGES if s.function is function), None)
@@ -284,8 +293,7 @@ def models_of(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple, ...]:
     entry = stage(name)
     if not entry.models:
         return ()
-    defaults = {p.name: p.default for p in keywords(name).values() if p.default is not inspect.Parameter.empty}
-    given = {**defaults, **kwargs}
+    given = {**defaults(name), **kwargs}
     return tuple(
         (m.role if m.engine is None else "chat", given.get(m.argument),
          given.get(m.engine) if m.engine else None, given.get(m.options) or None)
@@ -350,5 +358,5 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "keywords", "markdown_table",
+__all__ = ["Chart", "KINDS", "MissingColumnError", "Model", "STAGES", "Stage", "defaults", "keywords", "markdown_table",
            "models_of", "require_reads", "stage", "stage_models", "stage_of", "writer_of"]
