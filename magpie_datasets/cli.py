@@ -59,7 +59,9 @@ def generate_steps(args: argparse.Namespace) -> list:
 
     fill_model_defaults(args)
 
-    engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
+    # --batch-size is the checkpoint's batch, not the engine's: the runner keeps enough batches in
+    # flight to fill the engine at its own concurrency (vLLM's max_num_seqs, transformers' 256 rows)
+    engine_options = {}
     if args.dtype in ("auto", "native") and args.engine == "vllm":
         raise SystemExit(f"magpie-datasets generate: error: --dtype {args.dtype} is for the transformers engine; "
                          "with --engine vllm give float32, bfloat16 or float16 (float32 is its CPU default)")
@@ -201,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="transformers", choices=["transformers", "vllm"])
     p.add_argument("--num-rows", type=int, required=True)
     p.add_argument("--output", required=True, help="directory for Dataset.save_to_disk")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="rows per checkpoint batch, written at once (a kill loses at most the batches in flight); "
+                        "the engine is fed from several batches at once, whatever this is")
     p.add_argument("--dtype", default=None,
                    help='compute dtype (transformers default auto: fp32 on CPU, where rows do not depend on '
                         'batching; "native": bf16 on CPUs that compute it, faster)')

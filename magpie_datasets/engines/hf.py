@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -39,6 +40,7 @@ from .base import (
     prompt_seeds,
     split_stops,
 )
+from .shared_loop import Call, SharedLoop
 
 _DTYPES = {
     "float32": torch.float32,
@@ -341,6 +343,9 @@ class TransformersEngine:
         # bytes of K and V for one token across all layers: what one row's cache grows by per step
         self.kv_bytes_per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
         self._ll_key = None  # stop ids the llguidance tokenizer (for json_schema) was built with
+        self._ll_lock = threading.Lock()
+        self._loop = SharedLoop()
+        self.concurrency = self.batch_size  # rows decoding at once: what a runner keeps in flight to fill it
 
     def close(self) -> None:
         """Drop the weights (`release_engines` calls it); the engine cannot generate after."""
@@ -386,7 +391,9 @@ class TransformersEngine:
         ]
         if sampling.json_schema:
             self._attach_matchers(rows, sampling.json_schema, stop_ids)
-        self._run(rows, sampling, stop_ids, text_stops)
+        # several threads may call at once (a runner's batches in flight): calls with the same
+        # sampling join one continuous batch; the rows are filled in place
+        self._loop.run(Call((rows, stop_ids, text_stops), group=sampling), self._drive)
         results: list[list[Completion]] = [[None] * sampling.n for _ in prompts]  # type: ignore[list-item]
         for row in rows:
             results[row.prompt][row.sample] = Completion(
@@ -395,6 +402,10 @@ class TransformersEngine:
         return counted(results)
 
     def _attach_matchers(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
+        with self._ll_lock:  # callers in several threads share the llguidance tokenizer
+            self._attach_matchers_locked(rows, schema, stop_ids)
+
+    def _attach_matchers_locked(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
         key = tuple(sorted(stop_ids))
         if self._ll_key != key:  # the grammar ends on the same tokens as the text
             self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
@@ -409,14 +420,31 @@ class TransformersEngine:
             if row.matcher.is_error():
                 raise ValueError(f"Sampling.json_schema is not a usable JSON schema: {row.matcher.get_error()}")
 
-    def _run(self, rows: list[_Row], sampling: Sampling, stop_ids: set[int], text_stops: list[str]) -> None:
-        capacity = self.capacity(max(len(r.prompt_ids) for r in rows), sampling.max_tokens)
+    def _drive(self, loop: SharedLoop) -> None:
+        """Run the waiting calls, one `Sampling` (group) at a time, until none is left."""
+        with torch.inference_mode():
+            while calls := loop.take():
+                self._run(loop, calls)
+
+    def _run(self, loop: SharedLoop, calls: list[Call]) -> None:
+        """Continuous batching of `calls` (one `Sampling`), and of the calls with the same
+        sampling that arrive while they run; each call is finished when its last row is."""
+        sampling = calls[0].group
+        _, stop_ids, text_stops = calls[0].payload
         stop_tensor = torch.tensor(sorted(stop_ids), dtype=torch.long, device=self.device)
         stop_window = max((len(s) for s in text_stops), default=0) + 1
         slots = _slot_cache(self.model) is not None  # can rows join a running batch?
-        waiting = deque(rows)
+        waiting: deque[_Row] = deque()
+        running: list[Call] = []
+        longest = capacity = 0
         batch: _Batch | None = None
         while True:
+            for call in calls:
+                rows = call.payload[0]
+                running.append(call)
+                waiting.extend(rows)
+                longest = max(longest, max(len(r.prompt_ids) for r in rows))
+                capacity = self.capacity(longest, sampling.max_tokens)
             live = [] if batch is None else [i for i, row in enumerate(batch.rows) if row.finish is None]
             if batch is not None and not live:
                 batch = None
@@ -442,6 +470,10 @@ class TransformersEngine:
                 return
             tokens = self._sample(batch, sampling)
             self._record(batch, tokens, sampling, stop_tensor, text_stops, stop_window)
+            for call in [c for c in running if all(row.finish for row in c.payload[0])]:
+                running.remove(call)
+                loop.finish(call)
+            calls = loop.take(sampling) if slots else []  # join the batch (not where rows cannot)
             if all(row.finish for row in batch.rows):
                 continue
             self._step(batch, tokens)

