@@ -48,6 +48,8 @@ def test_the_engine_writes_the_same_rows_with_either_attention(tmp_path):
     plain = TransformersEngine(str(tmp_path / "gqa"), attn_implementation="sdpa", batch_size=3)
     folded = TransformersEngine(str(tmp_path / "gqa"), attn_implementation=ATTENTION, batch_size=3)
     assert folded.model.config._attn_implementation == ATTENTION
+    default = TransformersEngine(str(tmp_path / "gqa"), batch_size=3)
+    assert default.model.config._attn_implementation == ATTENTION  # the engine's default
     prompts = ["<|im_start|>user\nhi<|im_end|>\n", "<|im_start|>user\na longer question here<|im_end|>\n", "x"]
     for sampling in (Sampling(temperature=0.0, max_tokens=12), Sampling(n=2, temperature=1.0, max_tokens=12)):
         seeds = [11, 12, 13]

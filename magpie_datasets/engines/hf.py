@@ -291,13 +291,26 @@ class _Batch:
 
 
 def _load_model(path: str, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None):
-    """The causal LM, with `attn_implementation` (transformers' names, or `engines.attention`'s)."""
+    """The causal LM, with `attn_implementation` (transformers' names, or `engines.attention`'s).
+
+    None: the folded grouped-query attention (`engines.attention`), which decodes the same tokens
+    with no copy of K and V per step, where the model's class takes an attention function; else
+    transformers' default.
+    """
     from .attention import ATTENTION, register
 
-    if attn_implementation == ATTENTION:
+    def load(implementation: str | None):
+        extra = {"attn_implementation": implementation} if implementation else {}
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra)
+
+    if attn_implementation in (None, ATTENTION):
         register()
-    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra)
+    if attn_implementation is not None:
+        return load(attn_implementation)
+    try:
+        return load(ATTENTION)
+    except (ValueError, ImportError):  # a class that does not take attention functions (remote code, ...)
+        return load(None)
 
 
 class TransformersEngine:
@@ -308,7 +321,8 @@ class TransformersEngine:
     AVX512-BF16 or AMX, faster there),
     `device` (default cuda when available, else cpu), `batch_size` (most rows decoding
     at once, default 256, lowered to fit the KV cache in half the free memory),
-    `trust_remote_code` (default False), `attn_implementation`.
+    `trust_remote_code` (default False), `attn_implementation` (default: `engines.attention`'s
+    folded grouped-query attention where the model takes it; "sdpa" or "eager": transformers' own).
     """
 
     name = "transformers"

@@ -147,10 +147,35 @@ class VLLMEngine:
     ) -> list[list[Completion]]:
         if self.llm is None:
             raise RuntimeError("This engine was released (release_engines()); get a new one with load_engine(...)")
+        if sampling.n < 1 or not prompts:
+            encode_prompts(self.tokenizer, prompts, sampling)  # still refuses a bad request
+            return [[] for _ in prompts]
+        requests, params = self.requests(prompts, sampling, seeds)
+        # several threads may call at once (a runner's batches in flight): their requests join one engine loop
+        outputs = self._loop.run(Call((requests, params)), self._drive)
+        results = []
+        for request, output in zip(requests, outputs):
+            samples = sorted(output.outputs, key=lambda o: o.index)
+            results.append(
+                [
+                    Completion(
+                        text=o.text,
+                        finish_reason="length" if o.finish_reason == "length" else "stop",
+                        prompt_tokens=len(request["prompt_token_ids"]),
+                        completion_tokens=len(o.token_ids),
+                    )
+                    for o in samples
+                ]
+            )
+        return counted(results)
+
+    def requests(
+        self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
+    ) -> tuple[list[dict], list]:
+        """What `generate` hands vLLM: one `{"prompt_token_ids": [...]}` and one `SamplingParams`
+        per prompt (`vllm.LLM.generate(*engine.requests(...))` runs the same requests bare)."""
         encoded = encode_prompts(self.tokenizer, prompts, sampling)
         keys = prompt_seeds(sampling, len(prompts), seeds)
-        if sampling.n < 1 or not prompts:
-            return [[] for _ in prompts]
         stop_ids = split_stops(self.tokenizer, sampling.stop)[0] | set(sampling.stop_token_ids)
         if self.tokenizer.eos_token_id is not None:
             stop_ids.add(self.tokenizer.eos_token_id)
@@ -195,23 +220,7 @@ class VLLMEngine:
             )
             for i in range(len(prompts))
         ]
-        # several threads may call at once (a runner's batches in flight): their requests join one engine loop
-        outputs = self._loop.run(Call(([{"prompt_token_ids": ids} for ids in encoded], params)), self._drive)
-        results = []
-        for ids, output in zip(encoded, outputs):
-            samples = sorted(output.outputs, key=lambda o: o.index)
-            results.append(
-                [
-                    Completion(
-                        text=o.text,
-                        finish_reason="length" if o.finish_reason == "length" else "stop",
-                        prompt_tokens=len(ids),
-                        completion_tokens=len(o.token_ids),
-                    )
-                    for o in samples
-                ]
-            )
-        return counted(results)
+        return [{"prompt_token_ids": ids} for ids in encoded], params
 
     def _drive(self, loop: SharedLoop) -> None:
         """vLLM's step loop (what `LLM.generate` runs), taking in new calls between steps and
