@@ -60,7 +60,7 @@ def generate_steps(args: argparse.Namespace) -> list:
     fill_model_defaults(args)
 
     # --batch-size is the checkpoint's batch, not the engine's: the runner keeps enough batches in
-    # flight to fill the engine at its own concurrency (vLLM's max_num_seqs, transformers' 256 rows)
+    # flight to fill the engine at its own concurrency (vLLM's max_num_seqs, transformers' batch_size)
     engine_options = {}
     if args.dtype in ("auto", "native") and args.engine == "vllm":
         raise SystemExit(f"magpie-datasets generate: error: --dtype {args.dtype} is for the transformers engine; "

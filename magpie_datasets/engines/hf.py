@@ -313,6 +313,9 @@ def _load_model(path: str, dtype: torch.dtype, trust_remote_code: bool, attn_imp
         return load(None)
 
 
+_CPU_BATCH, _GPU_BATCH = 256, 1024  # rows decoding at once by default (vLLM's max_num_seqs on an H100: 1,024)
+
+
 class TransformersEngine:
     """`Engine` on a transformers causal LM (see the module docstring).
 
@@ -320,7 +323,8 @@ class TransformersEngine:
     on CPU, where rows then do not depend on batching; "native": bf16 also on CPUs with
     AVX512-BF16 or AMX, faster there),
     `device` (default cuda when available, else cpu), `batch_size` (most rows decoding
-    at once, default 256, lowered to fit the KV cache in half the free memory),
+    at once, default 1,024 on CUDA and 256 elsewhere, lowered to fit the KV cache in half the
+    free memory),
     `trust_remote_code` (default False), `attn_implementation` (default: `engines.attention`'s
     folded grouped-query attention where the model takes it; "sdpa" or "eager": transformers' own).
     """
@@ -334,7 +338,7 @@ class TransformersEngine:
         model_id: str | None = None,
         dtype=None,
         device: str | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
     ):
@@ -342,6 +346,8 @@ class TransformersEngine:
         self.model_id = model_id or path
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _resolve_dtype(dtype, self.device)
+        if batch_size is None:  # a GPU wants many rows in flight; 2 CPU cores are full with far fewer
+            batch_size = _GPU_BATCH if self.device.type == "cuda" else _CPU_BATCH
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)

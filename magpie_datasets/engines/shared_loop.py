@@ -68,6 +68,8 @@ class SharedLoop:
                     self._running = False
                     self._cond.notify_all()
         if not call.done:
+            with self._cond:
+                self._pending = [c for c in self._pending if c is not call]
             raise RuntimeError("the engine's loop ended before this call finished")
         if call.error is not None:
             raise call.error

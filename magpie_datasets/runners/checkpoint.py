@@ -11,6 +11,11 @@ and running the same call again computes just the missing ones: no row lost, non
 Stages seed each row from its own id (`generate.row_seed`), so an interrupted run gives the same
 rows as an uninterrupted one.
 
+Several batches are computed at once (`in_flight`, one thread each, sized from the engine's own
+concurrency): their engine calls join one running engine batch (`engines.shared_loop`), so the
+engine is refilled as rows finish instead of waiting for each batch's slowest row. Finished batches
+are written in order; a kill loses at most the batches in flight.
+
 `manifest.json` records the run's identity: the package version and code digest, each step's
 function and keyword arguments, the input's content hash and row count, and the batch size. A
 directory that holds a different run is refused with one error that says what differs. `save_dataset` gives
@@ -309,13 +314,16 @@ class _StepBar:
     def __init__(self, fn, total: int, position: int):
         self.bar = tqdm(total=total, desc=getattr(fn, "__name__", "step"), unit="row", position=position)
         self.tokens, self.seconds = 0, 0.0
+        self.in_flight = 0  # rows of the batches being computed (set by the runner)
         self.lock = threading.Lock()
 
     def update(self, rows: int, tokens: int, seconds: float) -> None:
         with self.lock:  # batches in flight finish in several threads
             self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
-            if self.tokens:
-                self.bar.set_postfix_str(f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s", refresh=False)
+            shown = [f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s"] if self.tokens else []
+            if self.in_flight:  # an engine fed too few rows shows here
+                shown.append(f"{self.in_flight} rows in flight")
+            self.bar.set_postfix_str(", ".join(shown), refresh=False)
             self.bar.update(rows)
 
 
@@ -471,6 +479,7 @@ def _in_flight(ds, steps, batches: list[tuple[int, tuple[int, int]]], bars, batc
 
     locks, waiting, order = step_locks(steps), deque(batches), deque(index for index, _ in batches)
     running: dict = {}
+    spans = dict(batches)
     finished: dict[int, pa.Table] = {}  # done, waiting for the batches before them
     error = None
     pool = ThreadPoolExecutor(max_workers=max(1, len(batches)), thread_name_prefix="magpie-batch")
@@ -480,6 +489,8 @@ def _in_flight(ds, steps, batches: list[tuple[int, tuple[int, int]]], bars, batc
             while waiting and error is None and len(running) < allowed() and len(finished) < 2 * allowed():
                 index, (start, stop) = waiting.popleft()
                 running[pool.submit(run_batch, ds, steps, start, stop, bars, locks)] = index
+            for bar in bars:
+                bar.in_flight = sum(spans[i][1] - spans[i][0] for i in running.values())
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -30,7 +30,7 @@ from datasets import Dataset, DatasetInfo, Features
 
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
-from .checkpoint import Step, resume, run_batch
+from .checkpoint import Step, resume, run_batch, step_locks
 
 __all__ = ["StepsActor", "run_on_ray"]
 
@@ -80,6 +80,9 @@ class StepsActor:
     def __init__(self, steps: Sequence[Step], features: Features | None = None):
         self.steps = list(steps)
         self.features = features
+        # several batches may run at once in a threaded actor (run_on_ray's `in_flight`): their
+        # engine calls join one engine loop, the other steps take one batch at a time
+        self.locks = step_locks(self.steps)
         preload(self.steps)
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -87,7 +90,7 @@ class StepsActor:
         rows = table.drop_columns([BATCH_COLUMN]) if index is not None else table
         features = Features({k: v for k, v in self.features.items() if k in rows.column_names}) if self.features else None
         ds = Dataset(rows, info=DatasetInfo(features=features)) if features else Dataset(rows)
-        out = run_batch(ds, self.steps, 0, len(ds))
+        out = run_batch(ds, self.steps, 0, len(ds), locks=self.locks)
         return out.append_column(BATCH_COLUMN, index) if index is not None else out
 
 
@@ -115,6 +118,7 @@ def run_on_ray(
     num_cpus: float | None = None,
     init_options: Mapping[str, Any] | None = None,
     retries: int = 3,
+    in_flight: int | None = None,
 ) -> Dataset:
     """Apply `steps` to `ds` on a Ray cluster; the same rows and order as `run_resumable`.
 
@@ -129,6 +133,11 @@ def run_on_ray(
     lost, an out-of-memory kill); the dead actor is replaced each time. A batch that keeps
     killing its worker then fails the run (finished batches stay in the checkpoint) instead
     of reloading the model forever. -1 retries without limit.
+
+    `in_flight`: batches each actor computes at once (a threaded actor; their engine calls join
+    one engine loop, as in `run_resumable`), so an actor's engine is not idle while one batch
+    waits for its slowest row. Default: enough for 2,048 rows with GPUs (twice vLLM's
+    `max_num_seqs` on an H100), 512 without, at least 2.
     """
     import ray
 
@@ -148,8 +157,14 @@ def run_on_ray(
         )
     try:
         actors, gpus_each, cpus_each = _cluster_resources(_tensor_parallel_size(steps))
+        if in_flight is not None and (not isinstance(in_flight, int) or in_flight < 1):
+            raise ValueError(f"in_flight must be an integer >= 1 (or None), got {in_flight!r}")
+        per_actor = in_flight or max(2, -(-(2048 if gpus_each else 512) // batch_size))
         options = {
-            "compute": ray.data.ActorPoolStrategy(size=concurrency or actors),
+            "compute": ray.data.ActorPoolStrategy(
+                size=concurrency or actors, max_tasks_in_flight_per_actor=per_actor,
+                max_concurrent_calls_per_actor=per_actor, enable_true_multi_threading=True,
+            ),
             "num_gpus": gpus_each if num_gpus is None else num_gpus,
             "num_cpus": cpus_each if num_cpus is None else num_cpus,
             # Ray's own defaults retry forever; restarts stay unlimited (a long run may lose
