@@ -136,8 +136,8 @@ def run_on_ray(
 
     `in_flight`: batches each actor computes at once (a threaded actor; their engine calls join
     one engine loop, as in `run_resumable`), so an actor's engine is not idle while one batch
-    waits for its slowest row. Default: enough for 2,048 rows with GPUs (twice vLLM's
-    `max_num_seqs` on an H100), 512 without, at least 2.
+    waits for its slowest row. Default 1: Ray Data hands a starting pool's first actor as many
+    batches as it may hold, so a larger default left the other actors idle on short runs.
     """
     import ray
 
@@ -159,12 +159,12 @@ def run_on_ray(
         actors, gpus_each, cpus_each = _cluster_resources(_tensor_parallel_size(steps))
         if in_flight is not None and (not isinstance(in_flight, int) or in_flight < 1):
             raise ValueError(f"in_flight must be an integer >= 1 (or None), got {in_flight!r}")
-        per_actor = in_flight or max(2, -(-(2048 if gpus_each else 512) // batch_size))
+        streaming = {} if in_flight in (None, 1) else {
+            "max_tasks_in_flight_per_actor": in_flight, "max_concurrent_calls_per_actor": in_flight,
+            "enable_true_multi_threading": True,
+        }
         options = {
-            "compute": ray.data.ActorPoolStrategy(
-                size=concurrency or actors, max_tasks_in_flight_per_actor=per_actor,
-                max_concurrent_calls_per_actor=per_actor, enable_true_multi_threading=True,
-            ),
+            "compute": ray.data.ActorPoolStrategy(size=concurrency or actors, **streaming),
             "num_gpus": gpus_each if num_gpus is None else num_gpus,
             "num_cpus": cpus_each if num_cpus is None else num_cpus,
             # Ray's own defaults retry forever; restarts stay unlimited (a long run may lose
