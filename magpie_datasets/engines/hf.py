@@ -320,8 +320,8 @@ class TransformersEngine:
     """`Engine` on a transformers causal LM (see the module docstring).
 
     Options: `dtype` ("float32", "bfloat16", "float16"; "auto", the default: bf16 on CUDA, fp32
-    on CPU, where rows then do not depend on batching; "native": bf16 also on CPUs with
-    AVX512-BF16 or AMX, faster there),
+    on CPU, where a row depends on its batch only at a near-tie between two tokens; "native":
+    bf16 also on CPUs with AVX512-BF16 or AMX, faster there),
     `device` (default cuda when available, else cpu), `batch_size` (most rows decoding
     at once, default 1,024 on CUDA and 256 elsewhere, lowered to fit the KV cache in half the
     free memory),
