@@ -81,16 +81,16 @@ def main() -> None:
             p, s = by_sampling.setdefault(sampling, ([], []))
             p.extend(prompts)
             s.extend(seeds or [])
-        texts = []
+        tokens = 0  # completion tokens, counted as the engines count them
         for sampling, (prompts, seeds) in by_sampling.items():
             if args.engine == "vllm":
                 requests, params = engine.requests(prompts, sampling, seeds or None)
                 outputs = engine.llm.generate(requests, params, use_tqdm=False)
-                texts.append(sum(len(o.token_ids) for out in outputs for o in out.outputs))
+                tokens += sum(len(o.token_ids) for out in outputs for o in out.outputs)
             else:
                 out = engine.generate(prompts, sampling, seeds or None)
-                texts.append(sum(c.completion_tokens for per in out for c in per))
-        return sum(texts)
+                tokens += sum(c.completion_tokens for per in out for c in per)
+        return tokens
 
     results, reference = [], []
 
