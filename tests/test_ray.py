@@ -114,7 +114,21 @@ def test_one_actor_per_node_by_default_and_a_crashed_worker_is_retried(two_nodes
     assert os.getpid() not in out["pid"] and dead not in out["pid"][20:24]  # batch 5 ran again elsewhere
 
 
-def test_embedded_model_steps_1_and_2_match_a_single_process_run(two_nodes, tmp_path):
+def kills_its_replica_once(batch, marker):
+    """Nothing, but the first process to reach it exits at once (a replica killed mid-run, its
+    engine loaded and its batch's steps 1 and 2 done); `marker` records its pid."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return {}
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os._exit(1)
+
+
+def test_two_engine_replicas_give_the_rows_of_one_process_and_survive_one_killed(two_nodes, tmp_path):
+    """Two actors, each with its own transformers engine on the embedded model, one killed after
+    its batch's steps 1 and 2: every row once, equal to a single process's."""
     import torch
 
     from magpie_datasets.stages.generate import (
@@ -124,20 +138,22 @@ def test_embedded_model_steps_1_and_2_match_a_single_process_run(two_nodes, tmp_
     )
 
     options = {"engine_options": {"batch_size": 2}}  # the engine other tests load too (one load per session)
+    ds = empty(6)
+    marker = tmp_path / "killed"
     steps = [
         (add_magpie_instructions, {**options, "max_tokens": 10, "seed": 7}),
         (generate_responses, {**options, "max_tokens": 10, "seed": 7}),
+        (kills_its_replica_once, {"marker": str(marker)}),
     ]
-    ds = empty(6)
-    out = run_on_ray(ds, steps, batch_size=2, concurrency=2, num_cpus=1)  # in memory, no checkpoint
+    out = run_on_ray(ds, steps, batch_size=2, concurrency=2, num_cpus=1, checkpoint_dir=tmp_path / "ck")
+    assert marker.exists()  # a replica really died mid-run
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the actors run with one thread each; keep the arithmetic identical
     try:
         ref = run_resumable(ds, steps, tmp_path / "local", batch_size=2)
     finally:
         torch.set_num_threads(threads)
-    assert len(out) == 6
-    assert out["uuid"] == ref["uuid"]
+    assert out["uuid"] == ref["uuid"] and len(set(out["uuid"])) == 6  # every row exactly once, in order
     assert out["instruction"] == ref["instruction"]
     assert out["response"] == ref["response"]
     assert out.to_list() == ref.to_list()
