@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import os
 import types
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from magpie_datasets.engines import Sampling
 from magpie_datasets.engines.attention import ATTENTION, folded_sdpa_attention
-from magpie_datasets.engines.hf import TransformersEngine
+from magpie_datasets.engines.transformers_engine import TransformersEngine
 from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer
 
 

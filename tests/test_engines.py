@@ -233,7 +233,7 @@ def test_bf16_on_cpu():
 
 
 def test_cpu_native_dtype_is_bf16_only_where_the_cpu_computes_it():
-    from magpie_datasets.engines.hf import _cpu_native_dtype
+    from magpie_datasets.engines.transformers_engine.device import _cpu_native_dtype
 
     assert _cpu_native_dtype({"avx512_bf16": True, "amx_bf16": False}) == torch.bfloat16
     assert _cpu_native_dtype({"avx512_bf16": False, "amx_bf16": True}) == torch.bfloat16
@@ -242,7 +242,7 @@ def test_cpu_native_dtype_is_bf16_only_where_the_cpu_computes_it():
 
 
 def test_cpu_dtypes_on_this_cpu():
-    from magpie_datasets.engines.hf import _resolve_dtype
+    from magpie_datasets.engines.transformers_engine.device import _resolve_dtype
 
     caps = torch.cpu.get_capabilities()
     native = torch.bfloat16 if caps.get("avx512_bf16") or caps.get("amx_bf16") else torch.float32

