@@ -38,7 +38,8 @@ PURE_CHILD = textwrap.dedent(
     """
     import hashlib, sys, time
     from datasets import Dataset
-    from magpie_datasets.runners.checkpoint import run_identity, run_resumable, save_dataset
+    from magpie_datasets.runners.checkpoint import run_resumable, save_dataset
+    from magpie_datasets.runners.run_identity import run_identity
 
     def digest(batch, salt):
         time.sleep(0.05)

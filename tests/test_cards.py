@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pathlib import Path
 
@@ -14,14 +12,8 @@ import yaml
 from datasets import Dataset, Features, Value
 
 from magpie_datasets.publish import card as card_module
-from magpie_datasets.publish.card import (
-    CARD_TEMPLATE,
-    SECTION_TEMPLATE,
-    TEMPLATE_FOLDER,
-    _templates,
-    card_with_plots,
-    render_card,
-)
+from magpie_datasets.publish.card import card_with_plots, render_card
+from magpie_datasets.publish.card_jinja import CARD_TEMPLATE, SECTION_TEMPLATE, TEMPLATE_FOLDER, card_templates
 from magpie_datasets.publish.statistics import license_for_model, size_category
 from tests.published_sample import published_dataset
 
@@ -156,7 +148,7 @@ def test_templates_are_real_files_inside_the_package():
     for name in (CARD_TEMPLATE, SECTION_TEMPLATE):
         template = packaged / name
         assert template.is_file() and not template.is_symlink()
-    env = _templates()
+    env = card_templates()
     section, _, _ = env.loader.get_source(env, SECTION_TEMPLATE)
     assert section == (packaged / SECTION_TEMPLATE).read_text() and "magpie-datasets:config" in section
 

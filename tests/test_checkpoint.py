@@ -15,11 +15,14 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value, load_from_disk
 
 from magpie_datasets.runners.checkpoint import (
-    CheckpointMismatchError,
     check_output,
-    run_identity,
     run_resumable,
     save_dataset,
+)
+from magpie_datasets.runners.run_identity import (
+    CheckpointMismatchError,
+    is_secret_key,
+    run_identity,
 )
 from magpie_datasets.schema import RESPONSE_FEATURES, typed_batch
 
@@ -156,7 +159,8 @@ CHILD = textwrap.dedent(
     """
     import hashlib, sys, time
     from datasets import Dataset
-    from magpie_datasets.runners.checkpoint import run_identity, run_resumable, save_dataset
+    from magpie_datasets.runners.checkpoint import run_resumable, save_dataset
+    from magpie_datasets.runners.run_identity import run_identity
 
     def digest(batch, salt):
         time.sleep(0.03)  # slow enough to be killed mid-run
@@ -216,17 +220,6 @@ def crash_after_first_batch(batch):
         raise RuntimeError("killed")
     return {}
 
-
-@pytest.fixture
-def one_torch_thread():
-    """One torch thread while a model runs: on a CPU shared with other jobs two spinning OpenMP
-    threads can be many times slower than one."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_resumed_generation_equals_an_uninterrupted_one(tmp_path, monkeypatch, one_torch_thread):
@@ -325,3 +318,14 @@ def test_in_flight_must_be_a_positive_integer(tmp_path):
     with pytest.raises(ValueError, match="in_flight must be an integer >= 1"):
         run_resumable(numbers(4), [(square, {})], tmp_path / "ck", in_flight=0)
     assert not (tmp_path / "ck").exists()
+
+
+def test_is_secret_key_is_the_union_of_the_manifest_and_card_rules():
+    secret = [
+        "token", "TOKEN", "hf_token", "use_auth_token", "access_token", "auth_token", "api_token",
+        "api_key", "password", "secret", "authorization", "credential", "credentials",
+        "github_token", "eos_token", "client_secret", "openai_api_key", "OPENAI_API_KEY",
+    ]
+    public = ["max_tokens", "model", "seed", "temperature", "tokens", "secrets", "api_keys", "tokenizer", "token_limit"]
+    assert {key: is_secret_key(key) for key in secret} == dict.fromkeys(secret, True)
+    assert {key: is_secret_key(key) for key in public} == dict.fromkeys(public, False)

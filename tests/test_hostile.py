@@ -17,11 +17,10 @@ from datasets import Dataset
 from magpie_datasets import cli
 from magpie_datasets.engines import ModelNotAvailableError
 from magpie_datasets.runners.checkpoint import (
-    CheckpointMismatchError,
-    run_identity,
     run_resumable,
     save_dataset,
 )
+from magpie_datasets.runners.run_identity import CheckpointMismatchError, run_identity
 from magpie_datasets.schema import MissingColumnError
 from magpie_datasets.stages.generate import (
     add_magpie_instructions,
@@ -38,17 +37,6 @@ FAKE_TOKEN = "hf_FakeTokenForLeakTestsDoNotUse0123456789"
 def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-
-@pytest.fixture
-def one_torch_thread():
-    """One torch thread while a model runs: on a CPU shared with other jobs two spinning OpenMP
-    threads can be many times slower than one."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:

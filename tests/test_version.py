@@ -20,7 +20,7 @@ from datasets import Dataset
 import magpie_datasets as magpie
 from magpie_datasets import filters, version
 from magpie_datasets.recipes import MAP_STAGES
-from magpie_datasets.runners import checkpoint
+from magpie_datasets.runners import checkpoint, run_identity
 
 
 def fingerprint_after(fn) -> str:
@@ -54,11 +54,11 @@ def test_a_checkpoint_of_another_version_is_another_run(tmp_path, monkeypatch):
     ds = Dataset.from_dict({"instruction": ["hi"], "response": ["hello"]})
     steps = [(magpie.to_sharegpt, {})]
     checkpoint.run_resumable(ds, steps, tmp_path / "ckpt", batch_size=1)
-    identity = checkpoint.run_identity(ds, steps, 1)
+    identity = run_identity.run_identity(ds, steps, 1)
     assert identity["package"] == f"magpie-datasets {version.code_version()}"
     assert version.code_version().startswith(magpie.__version__)
     monkeypatch.setattr(version, "__version__", "99.0.0")
-    with pytest.raises(checkpoint.CheckpointMismatchError, match="package"):
+    with pytest.raises(run_identity.CheckpointMismatchError, match="package"):
         checkpoint.run_resumable(ds, steps, tmp_path / "ckpt", batch_size=1)
 
 
@@ -69,12 +69,12 @@ import json
 from datasets import Dataset
 from datasets.fingerprint import Hasher
 import magpie_datasets
-from magpie_datasets.runners import checkpoint
+from magpie_datasets.runners import run_identity
 steps = [(magpie_datasets.add_magpie_instructions, {})]
 print(json.dumps({
     "file": magpie_datasets.__file__,
     "stage": Hasher.hash(magpie_datasets.add_magpie_instructions),
-    "identity": checkpoint.run_identity(Dataset.from_dict({"uuid": ["a"]}), steps, 1)["package"],
+    "identity": run_identity.run_identity(Dataset.from_dict({"uuid": ["a"]}), steps, 1)["package"],
 }))
 """
 

@@ -14,16 +14,6 @@ from magpie_datasets.runners.ledger import (
 )
 
 
-@pytest.fixture
-def one_torch_thread():
-    """One torch thread while the embedded model runs: the CPU is shared with other jobs."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_counted_adds_every_completion_and_each_prompt_once():
     prompt, completion = generated_tokens("prompt"), generated_tokens("completion")

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from datasets import Dataset
 
 from ..runners.ledger import YieldReport
+from .card_jinja import ANALYSIS_TEMPLATE, card_templates
 from .plots import Plot
 
 DEFAULT_SAMPLE_SIZE = 10_000  # rows per dataset embedded for coverage and topic diversity (paper D.1)
@@ -140,9 +141,7 @@ def analysis_section(
     if report is not None:
         results["yield"] = {**report.to_dict(), "cost": report.cost(price_per_hour)}
         context["yield_table"] = yield_table(report, price_per_hour)
-    from .card import _templates
-
-    markdown = _templates().get_template("analysis_section.md.jinja").render(**context)
+    markdown = card_templates().get_template(ANALYSIS_TEMPLATE).render(**context)
     return AnalysisSection(markdown.strip() + "\n", tuple(figures), results)
 
 

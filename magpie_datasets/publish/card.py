@@ -18,20 +18,19 @@ never touched.
 
 from __future__ import annotations
 
-import functools
 import json
 import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..runners.ledger import YieldReport
+from ..runners.run_identity import is_secret_key
+from .card_jinja import CARD_TEMPLATE, SECTION_TEMPLATE, card_templates
 from .analysis_section import AnalysisSection, analysis_section, yield_table
 from .plots import Plot, write_plots
 from .statistics import (
@@ -45,9 +44,6 @@ from .statistics import (
     summarize,
 )
 
-TEMPLATE_FOLDER = "card_templates"  # package data of magpie_datasets.publish
-CARD_TEMPLATE = "dataset_card.md.jinja"
-SECTION_TEMPLATE = "config_section.md.jinja"
 PLOTS_DIR = "plots"
 
 PAPER_BIBTEX = """\
@@ -125,9 +121,13 @@ def render_card(
     subsets = _subsets(data, config_name, split, len(ds))
     data["size_categories"] = [size_category(sum(s["rows"] for s in subsets))]
     if not data.get("pretty_name") and (title or repo_id):
-        data["pretty_name"] = title or repo_id.split("/")[-1]
+        if title:
+            data["pretty_name"] = title
+        else:
+            assert repo_id is not None  # title or repo_id is set
+            data["pretty_name"] = repo_id.split("/")[-1]
 
-    section = _templates().get_template(SECTION_TEMPLATE).render(
+    section = card_templates().get_template(SECTION_TEMPLATE).render(
         config_name=config_name,
         split=split,
         num_rows=len(ds),
@@ -147,7 +147,7 @@ def render_card(
     block = _BLOCK_RE.search(body)
     before, after = (body[: block.start()], body[block.end():]) if block else (body.strip() + "\n\n" if body.strip() else "", "")
     ordered = sorted(sections, key=lambda name: (name != "default", name))
-    content = _templates().get_template(CARD_TEMPLATE).render(
+    content = card_templates().get_template(CARD_TEMPLATE).render(
         card_data=data.to_yaml(),
         before=before.lstrip("\n"),
         after=after,
@@ -226,39 +226,17 @@ def check_stages(stages: Sequence[Mapping[str, Any]] | None) -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
-@functools.lru_cache(maxsize=1)
-def _templates() -> jinja2.Environment:
-    # importlib.resources, not a path next to __file__: it finds package data in any install (wheel, zip, editable)
-    folder = resources.files(__package__) / TEMPLATE_FOLDER
-    missing = [name for name in (CARD_TEMPLATE, SECTION_TEMPLATE) if not folder.joinpath(name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"Card templates {missing} are missing from the installed {__package__} package ({folder}); "
-            "reinstall it (pip install --force-reinstall --no-deps magpie-datasets) so its package data is there."
-        )
-    return jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: folder.joinpath(name).read_text(encoding="utf-8")),
-        keep_trailing_newline=True, autoescape=False,
-    )
-
-
 def _stage_rows(stages: Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]:
     rows, previous = [], None
     for stage in stages or []:
         n = stage["rows"]
         kept = f"{100 * n / previous:.1f}%" if previous else ""
         settings = ", ".join(
-            f"{k}={_inline(v, in_table=True)}" for k, v in stage.items() if k not in ("stage", "rows") and not _secret(k)
+            f"{k}={_inline(v, in_table=True)}" for k, v in stage.items() if k not in ("stage", "rows") and not is_secret_key(k)
         )
         rows.append({"stage": str(stage["stage"]), "rows": f"{n:,}", "kept": kept, "settings": settings})
         previous = n
     return rows
-
-
-def _secret(key: str) -> bool:
-    """Keys never copied into a card, whatever a caller's stage log holds."""
-    key = key.lower()
-    return key in ("token", "api_key", "password", "secret") or key.endswith(("_token", "_secret", "_api_key"))
 
 
 def _inline(value: Any, in_table: bool = False) -> str:

@@ -9,7 +9,8 @@ The layout is the one `Dataset.push_to_hub` makes: shards `<data_dir>/<split>-NN
 (`data_dir` = "data" for the default config, else the config name) and a README whose YAML
 lists every config (`configs`, `dataset_info`), plus our card body and plots (`card`, `plots`).
 Saving or pushing a config merges into what is there; other configs are never dropped.
-Both render the card and plots before any data reaches the folder or the Hub.
+Both lay out the card, plots and reports (`repository.lay_out`) before any data reaches the
+folder or the Hub.
 """
 
 from __future__ import annotations
@@ -40,16 +41,14 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
-from ..runners.ledger import REPORT_FILE, YieldReport
-from .analysis_section import AnalysisSection, analysis_section
-from .card import PLOTS_DIR, analysis_dir, card_with_plots, render_card
+from ..runners.ledger import YieldReport
+from .card import PLOTS_DIR, render_card
 from .plots import Plot
+from .repository import REPORTS_DIR, check_publish_options, lay_out
 
 logger = logging.getLogger(__name__)
 
 README = "README.md"
-REPORTS_DIR = "reports"  # reports/<config>/yield_report.json, analysis.json: the card's figures as data
-ANALYSIS_FILE = "analysis.json"
 DEFAULT_MAX_SHARD_SIZE = 500 * 2**20  # as datasets' push_to_hub
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")  # datasets' rule for split names
 _CONFIG_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*$")  # also a folder name and a card marker
@@ -90,9 +89,7 @@ def save_for_hub(
     """
     config_name = _check_names(config_name, split)
     _check_shard_options(max_shard_size, num_shards)
-    report = _as_report(report)
-    if references and not analysis:
-        raise ValueError("references are for the analysis section: pass analysis=True with them")
+    report = check_publish_options(report, analysis, references)
     directory = Path(directory)
     data_dir = _data_dir(config_name)
     existing = _read_readme(directory)
@@ -100,19 +97,13 @@ def save_for_hub(
     metadata = _merged_metadata(existing, config_name, data_dir, split, ds, download_size=0)
 
     with _staging(directory) as staging:
-        section = None
-        if card:
-            if analysis:
-                section = analysis_section(ds, analysis_dir(staging, config_name), relative_to=staging,
-                                           references=references, report=report, price_per_hour=price_per_hour)
-            new_card, _ = card_with_plots(
-                ds, staging, config_name=config_name, existing=existing, split=split, repo_id=repo_id,
-                stages=stages, license=license, metadata=metadata, title=title, report=report,
-                price_per_hour=price_per_hour, analysis=section or False,
-            )
-        else:
-            new_card = _card_with_metadata(existing, metadata)
-        reports = _write_reports(staging, config_name, report, section)
+        files = lay_out(
+            ds, staging, config_name=config_name, card=card, report=report, price_per_hour=price_per_hour,
+            analysis=analysis, references=references, existing=existing, split=split, repo_id=repo_id,
+            stages=stages, license=license, metadata=metadata, title=title,
+        )
+        new_card = files.card if card else _card_with_metadata(existing, metadata)
+        assert new_card is not None  # lay_out renders one when card=True
         shards = _write_shards(ds, staging / data_dir, split, max_shard_size, num_shards)
         kept_bytes = sum(
             p.stat().st_size for p in (directory / data_dir).glob("*.parquet") if not _is_split_shard(p, split)
@@ -121,7 +112,7 @@ def save_for_hub(
         _set_metadata(new_card, _merged_metadata(existing, config_name, data_dir, split, ds, download_size))
         new_card.save(staging / README)
         _move_into_place(staging, directory, data_dir, split, plots_config=config_name if card else None,
-                         reports_config=config_name if reports else None)
+                         reports_config=config_name if files.reports else None)
     return directory
 
 
@@ -163,9 +154,7 @@ def push_to_hub(
     are those of `save_for_hub`; the reports go up with the card.
     """
     config_name = _check_names(config_name, split)
-    report = _as_report(report)
-    if references and not analysis:
-        raise ValueError("references are for the analysis section: pass analysis=True with them")
+    report = check_publish_options(report, analysis, references)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
         raise ValueError(f"retries={retries!r}: give how many times to try the card commit, an int >= 1 (default 3).")
     push_data = functools.partial(
@@ -176,21 +165,17 @@ def push_to_hub(
     if not card:
         return push_data()
 
-    card_options = {"config_name": config_name, "split": split, "repo_id": repo_id, "stages": stages,
+    card_options: dict[str, Any] = {"config_name": config_name, "split": split, "repo_id": repo_id, "stages": stages,
                     "license": license, "title": title, "report": report, "price_per_hour": price_per_hour}
     with tempfile.TemporaryDirectory(prefix="magpie-card-") as tmp:
         root = Path(tmp) / "upload"
-        section = None
-        if analysis:
-            section = analysis_section(ds, analysis_dir(root, config_name), relative_to=root, references=references,
-                                       report=report, price_per_hour=price_per_hour)
-        card_options["analysis"] = section
         # Plots and a trial card before the data push: an argument or rendering error surfaces
         # while the repository is untouched, not after its data changed.
-        _, plots = card_with_plots(ds, root, **{**card_options, "analysis": section or False})
-        shown = [p for p in plots if p not in (section.figures if section else ())]  # the analysis links its own
-        uploads = [p.file for p in plots]
-        uploads += [f.relative_to(root).as_posix() for f in _write_reports(root, config_name, report, section)]
+        files = lay_out(ds, root, **card_options, analysis=analysis, references=references)
+        section = card_options["analysis"] = files.section
+        shown = [p for p in files.plots if p not in (section.figures if section else ())]  # the analysis links its own
+        uploads = [p.file for p in files.plots]
+        uploads += [f.relative_to(root).as_posix() for f in files.reports]
         push_data()
         # Same endpoint as the data push, so both halves go to one server.
         api = HfApi(endpoint=datasets.config.HF_ENDPOINT, token=token, library_name="magpie-datasets")
@@ -217,7 +202,9 @@ def _commit_card(
             f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=parent)
             if f.startswith((f"{PLOTS_DIR}/{config_name}/", f"{REPORTS_DIR}/{config_name}/")) and f not in new_files
         ]
-        operations = [CommitOperationAdd(README, str(new_card).encode("utf-8"))]
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
+            CommitOperationAdd(README, str(new_card).encode("utf-8"))
+        ]
         operations += [CommitOperationAdd(file, str(root / file)) for file in uploads]
         operations += [CommitOperationDelete(f) for f in stale]
         try:
@@ -314,27 +301,6 @@ def _move_into_place(
     (staging / README).replace(directory / README)
 
 
-def _as_report(report: YieldReport | str | Path | None) -> YieldReport | None:
-    if report is None or isinstance(report, YieldReport):
-        return report
-    if isinstance(report, (str, Path)):
-        return YieldReport.read(report)
-    raise TypeError(f"report={report!r}: give a YieldReport or the path of a {REPORT_FILE}")
-
-
-def _write_reports(root: Path, config_name: str, report: YieldReport | None, section: AnalysisSection | None) -> list[Path]:
-    """`reports/<config>/yield_report.json` and `analysis.json` under `root`, for what there is."""
-    folder = root / REPORTS_DIR / config_name
-    written = []
-    if report is not None:
-        written.append(report.write(folder / REPORT_FILE))
-    if section is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ANALYSIS_FILE).write_text(section.results_json(), encoding="utf-8")
-        written.append(folder / ANALYSIS_FILE)
-    return written
-
-
 def _set_metadata(card: DatasetCard, metadata: Mapping[str, Any]) -> None:
     """Set YAML keys on a rendered card (its text is kept; `str(card)` dumps `card.data` afresh)."""
     for key, value in metadata.items():
@@ -414,7 +380,7 @@ def _card_with_metadata(existing: str | None, metadata: Mapping[str, Any]) -> Da
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n{old.text if old else ''}")
 
 
-def _download_readme(api: HfApi, repo_id: str, revision: str, folder: Path) -> str | None:
+def _download_readme(api: HfApi, repo_id: str, revision: str | None, folder: Path) -> str | None:
     try:
         path = api.hf_hub_download(repo_id, README, repo_type="dataset", revision=revision, local_dir=folder)
     except EntryNotFoundError:

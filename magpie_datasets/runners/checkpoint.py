@@ -20,29 +20,29 @@ are written in order; a kill loses at most the batches in flight.
 function and keyword arguments, the input's content hash and row count, and the batch size. A
 directory that holds a different run is refused with one error that says what differs. `save_dataset` gives
 output directories the same guarantees: written whole or not at all, and never over a different run.
+
+This module is that protocol. Elsewhere: a run's identity (`run_identity`), the atomic writes
+and the directory lock (`atomic_files`), the batches in flight (`in_flight`), the bars (`progress`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 from datasets import Dataset, DatasetInfo, Features, concatenate_datasets
 from datasets.features.features import get_nested_type
-from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-from ..version import code_version
+from .atomic_files import _exclusive, _fsync_dir, _write_arrow, _write_json
+from .in_flight import _in_flight
 from .ledger import (
     REPORT_FILE,
     Meter,
@@ -52,14 +52,20 @@ from .ledger import (
     hardware,
     summed,
 )
+from .progress import _StepBar
+from .run_identity import (
+    CheckpointMismatchError,
+    Step,
+    _function_name,
+    _mismatch,
+    run_identity,
+)
 
 __all__ = [
-    "CheckpointMismatchError",
     "check_output",
     "checkpoint_report",
     "resume",
     "run_batch",
-    "run_identity",
     "run_resumable",
     "save_dataset",
 ]
@@ -67,173 +73,6 @@ __all__ = [
 MANIFEST = "manifest.json"
 YIELD_KEY = b"magpie_yield"  # schema metadata of a finished batch: its figures, per step (ledger.Meter)
 RUN_FILE = "magpie_run.json"  # written next to a saved dataset: which run produced it
-FORMAT_VERSION = 1
-_HASH_ROWS = 10_000  # rows per slice when hashing the input's content
-
-Step = tuple[Callable[..., Mapping[str, list]], Mapping[str, Any]]
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint or output directory already holds a different run (or something else)."""
-
-
-# ---------------------------------------------------------------- identity
-
-
-SECRET_KEY = re.compile(
-    r"^(?:hf_|use_auth_|access_|auth_|api_)?token$|^(?:api_key|password|secret|authorization|credentials?)$",
-    re.IGNORECASE,
-)  # not max_tokens, eos_token, ...: those change the rows
-SECRET_VALUE = re.compile(r"\b(?:hf|api|sk)_[A-Za-z0-9]{20,}\b")  # Hub / API tokens by their shape
-REDACTED = "<redacted>"
-
-
-def _canonical(value: Any) -> Any:
-    """A JSON-able stand-in for a keyword argument: itself, or a content hash for other objects.
-
-    Secrets (a `token=` option, anything shaped like a Hub token) are written as "<redacted>":
-    they never change the rows, so they are no part of a run's identity, and manifests are
-    plain files that must never hold them.
-    """
-    if isinstance(value, str):
-        return SECRET_VALUE.sub(REDACTED, value)
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if SECRET_KEY.search(str(k)) and v is not None else _canonical(v)
-            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
-        }
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return {"__hash__": Hasher.hash(value), "__type__": type(value).__qualname__}
-
-
-def _function_name(fn: Callable) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def input_fingerprint(ds: Dataset) -> str:
-    """sha256 of the dataset's rows and column types (not of where it is stored).
-
-    The same rows give the same hash whether built in memory or loaded from disk.
-    """
-    digest = hashlib.sha256()
-    table = ds.with_format("arrow")
-    for start in range(0, len(ds), _HASH_ROWS):
-        part = table[start : start + _HASH_ROWS]
-        part = part.replace_schema_metadata(None).combine_chunks()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, part.schema) as writer:
-            writer.write_table(part)
-        digest.update(sink.getvalue())
-    if len(ds) == 0:
-        digest.update(str(ds.features).encode())
-    return digest.hexdigest()
-
-
-def run_identity(ds: Dataset, steps: Sequence[Step], batch_size: int) -> dict[str, Any]:
-    """What makes two runs the same run: steps with their kwargs, the input, the batch size."""
-    return {
-        "format": FORMAT_VERSION,
-        # an upgrade, or an edit of a source install, may write other rows: not the same run
-        "package": f"magpie-datasets {code_version()}",
-        "steps": [{"function": _function_name(fn), "fn_kwargs": _canonical(dict(kw or {}))} for fn, kw in steps],
-        "input": {"num_rows": len(ds), "fingerprint": input_fingerprint(ds)},
-        "batch_size": int(batch_size),
-    }
-
-
-def _differences(old: Any, new: Any, path: str = "") -> list[str]:
-    """Readable list of where two identities differ, e.g. `steps[0].fn_kwargs.seed: 0 != 1`."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            where = f"{path}.{key}" if path else key
-            if key not in old or key not in new:
-                out.append(f"{where}: {'(absent)' if key not in old else _short(old[key])} != "
-                           f"{'(absent)' if key not in new else _short(new[key])}")
-            else:
-                out.extend(_differences(old[key], new[key], where))
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        out = [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{path}[{i}]")]
-        if len(old) != len(new):
-            out.append(f"{path}: {len(old)} entries != {len(new)}")
-        return out
-    return [] if old == new else [f"{path}: {_short(old)} != {_short(new)}"]
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _mismatch(directory: Path, what: str, old: dict, new: dict, fix: str) -> CheckpointMismatchError:
-    diffs = _differences(old, new)[:6]
-    return CheckpointMismatchError(
-        f"{directory} already holds a different {what} ({'; '.join(diffs) or 'identity differs'}). "
-        f"{fix}"
-    )
-
-
-# ---------------------------------------------------------------- atomic files
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every OS/filesystem lets a directory be opened
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success fsync it and rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    with _atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
-
-
-def _write_arrow(path: Path, table: pa.Table) -> None:
-    with _atomic_path(path) as tmp:
-        # IPC stream format: what `Dataset.from_file` memory-maps.
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-
-
-@contextlib.contextmanager
-def _exclusive(directory: Path) -> Iterator[None]:
-    """Hold an advisory lock on the directory so two live runs cannot share it (freed on kill -9)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory lock, the atomic writes still hold
-        yield
-        return
-    with open(directory / "lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CheckpointMismatchError(
-                f"Another process is running in checkpoint directory {directory}. "
-                "Wait for it to finish, or give this run its own checkpoint directory."
-            ) from None
-        yield
 
 
 # ---------------------------------------------------------------- the run
@@ -306,26 +145,6 @@ def _report(directory: Path, steps: Sequence[Step], n_batches: int, rows: int) -
 def checkpoint_report(checkpoint_dir: str | os.PathLike) -> YieldReport:
     """The yield report a finished `run_resumable` left in `checkpoint_dir` (one `StageYield` per step)."""
     return YieldReport.read(Path(checkpoint_dir) / REPORT_FILE)
-
-
-class _StepBar:
-    """One step's progress: rows done, its tokens/s and ETA (tqdm), over the batches of a run."""
-
-    def __init__(self, fn, total: int, position: int):
-        self.bar = tqdm(total=total, desc=getattr(fn, "__name__", "step"), unit="row", position=position)
-        self.tokens, self.seconds = 0, 0.0
-        self.in_flight = 0  # rows of the batches being computed (set by the runner)
-        self.lock = threading.Lock()
-
-    def update(self, rows: int, tokens: int, seconds: float) -> None:
-        with self.lock:  # batches in flight finish in several threads
-            self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
-            shown = [f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s"] if self.tokens else []
-            if self.in_flight:  # an engine fed too few rows shows here
-                shown.append(f"{self.in_flight} rows in flight")
-            self.bar.set_postfix_str(", ".join(shown), refresh=False)
-            self.bar.update(rows)
-
 
 def _apply_steps(
     batch: dict[str, list], steps: Sequence[Step], rows: int, bars: Sequence[_StepBar] | None = None,
@@ -440,76 +259,12 @@ def run_resumable(
         rows = sum(stop - start for start, stop in spans)
         bars = [_StepBar(fn, rows, position) for position, (fn, _) in enumerate(steps, start=1)]
         try:
-            yield from _in_flight(ds, steps, list(zip(todo, spans)), bars, batch_size, in_flight)
+            yield from _in_flight(ds, steps, list(zip(todo, spans)), bars, batch_size, in_flight, run_batch)
         finally:
             for step in bars:
                 step.bar.close()
 
     return resume(ds, steps, checkpoint_dir, batch_size, in_this_process, desc=desc)
-
-
-def step_locks(steps: Sequence[Step]) -> dict[int, threading.Lock]:
-    """A lock for each step that must see one batch at a time: all but the stages whose every
-    model is engine-run (their calls join the engine's shared loop). Reward models, embedders
-    and functions of your own are not known to be safe in several threads at once."""
-    from ..stages.table import stage_of
-
-    locks = {}
-    for s, (fn, _) in enumerate(steps):
-        entry = stage_of(fn)
-        if not (entry and entry.models and all(m.engine is not None for m in entry.models)):
-            locks[s] = threading.Lock()
-    return locks
-
-
-def _in_flight(ds, steps, batches: list[tuple[int, tuple[int, int]]], bars, batch_size: int, limit: int | None):
-    """Compute `batches` ((index, (start, stop)), in order) with several in flight; yield each
-    (index, table) in that order as soon as it and the ones before it are done, so a checkpoint
-    grows as a prefix. After a failure, every batch that finished is still yielded (not lost),
-    then the error is raised."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    from ..engines import engine_concurrency
-
-    def allowed() -> int:
-        if limit is not None:
-            return limit
-        concurrency = engine_concurrency()  # None until a step has loaded its engine
-        return max(2, -(-2 * concurrency // batch_size)) if concurrency else 2
-
-    locks, waiting, order = step_locks(steps), deque(batches), deque(index for index, _ in batches)
-    running: dict = {}
-    spans = dict(batches)
-    finished: dict[int, pa.Table] = {}  # done, waiting for the batches before them
-    error = None
-    pool = ThreadPoolExecutor(max_workers=max(1, len(batches)), thread_name_prefix="magpie-batch")
-    try:
-        while waiting or running:
-            # a slow batch holds the ones after it in memory: bound those too
-            while waiting and error is None and len(running) < allowed() and len(finished) < 2 * allowed():
-                index, (start, stop) = waiting.popleft()
-                running[pool.submit(run_batch, ds, steps, start, stop, bars, locks)] = index
-            for bar in bars:
-                bar.in_flight = sum(spans[i][1] - spans[i][0] for i in running.values())
-            if not running:
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = running.pop(future)
-                if future.exception() is not None:
-                    error = error or future.exception()
-                else:
-                    finished[index] = future.result()
-            while order and order[0] in finished:
-                index = order.popleft()
-                yield index, finished.pop(index)
-        for index in sorted(finished):  # after a failure: the finished batches past the gap
-            yield index, finished.pop(index)
-        if error is not None:
-            raise error
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
 
 def resume(
     ds: Dataset,

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +30,9 @@ from datasets import Dataset, DatasetInfo, Features
 
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
-from .checkpoint import Step, resume, run_batch, step_locks
+from .checkpoint import resume, run_batch
+from .in_flight import step_locks
+from .run_identity import Step
 
 __all__ = ["StepsActor", "run_on_ray"]
 
@@ -62,7 +64,7 @@ def preload(steps: Sequence[Step]) -> None:
             name = kwargs.get(model.argument)
             if model.engine is None or (model.from_rows and name is None):
                 continue
-            ModelSpec(name, kwargs.get(model.engine, "transformers"), kwargs.get(model.options)).load()
+            ModelSpec(name, kwargs.get(model.engine, "transformers"), kwargs.get(model.options) or {}).load()
 
 
 class StepsActor:
@@ -159,7 +161,7 @@ def run_on_ray(
         actors, gpus_each, cpus_each = _cluster_resources(_tensor_parallel_size(steps))
         if in_flight is not None and (not isinstance(in_flight, int) or in_flight < 1):
             raise ValueError(f"in_flight must be an integer >= 1 (or None), got {in_flight!r}")
-        streaming = {} if in_flight in (None, 1) else {
+        streaming: dict[str, Any] = {} if in_flight in (None, 1) else {
             "max_tasks_in_flight_per_actor": in_flight, "max_concurrent_calls_per_actor": in_flight,
             "enable_true_multi_threading": True,
         }
@@ -217,7 +219,8 @@ def _ray_batches(
     expected = {i: min((i + 1) * batch_size, len(ds)) - i * batch_size for i in todo}
     pending: dict[int, list[pa.Table]] = {}
     # Ray may split or merge blocks on the way back: regroup rows by their batch index.
-    for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+    # batch_format="pyarrow": every batch is a pyarrow Table (Ray types it as any batch format)
+    for block in cast(Iterable[pa.Table], results.iter_batches(batch_size=None, batch_format="pyarrow")):
         for i in sorted(set(block.column(BATCH_COLUMN).to_pylist())):
             rows = block.filter(pc.equal(block.column(BATCH_COLUMN), i)).drop_columns([BATCH_COLUMN])
             pending.setdefault(i, []).append(rows)

@@ -211,7 +211,7 @@ def probe(
         "chat_template_kwargs": dict(chat_template_kwargs) if chat_template_kwargs else None,
     }
     chosen = {name: _variant_options(name, value) for name, value in variants.items()}  # checked before loading
-    tokenizer = ModelSpec(model, engine, engine_options).load().tokenizer
+    tokenizer = ModelSpec(model, engine, engine_options or {}).load().tokenizer
     report: dict[str, Any] = {"model": None, "family": None, "samples": samples, "settings": settings,
                               "variants": {}, "recommendation": None}
     seen: dict[tuple, str] = {}
