@@ -3,9 +3,7 @@ end to end, and the republish workflow only runs commands that exist."""
 
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse
 import re
@@ -18,6 +16,7 @@ import pytest
 import yaml
 
 from magpie_datasets import recipes
+from magpie_datasets.cli.build import add_build_parser, cmd_build, overrides_from_args
 from magpie_datasets.publish.hub import load_dataset
 from magpie_datasets.recipes import (
     RecipeError,
@@ -42,7 +41,7 @@ def own_datasets_cache(tmp_path, monkeypatch):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magpie-datasets")
-    recipes.add_build_parser(parser.add_subparsers(dest="command", required=True))
+    add_build_parser(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -69,7 +68,7 @@ def test_every_recipe_validates_full_size_and_scaled_down(path):
         if step.stage == "min_neighbor_distance":
             assert kwargs == {"model": "sentence-transformers/all-mpnet-base-v2", "threshold": 0.05}
 
-    small = validate_recipe(scaled(recipe, **recipes.overrides_from_args(build_parser().parse_args(
+    small = validate_recipe(scaled(recipe, **overrides_from_args(build_parser().parse_args(
         ["build", str(path), "--output", "x", *CPU_SCALE.split()]))))
     assert small.num_rows == 50 and small.engine == "transformers"
     assert all(v is None for v in small.models.values())
@@ -225,7 +224,7 @@ def check_command(argv: list[str]) -> None:
     assert program == "magpie-datasets", f"unexpected command {argv}"
     args = build_parser().parse_args(argv[1:])  # SystemExit on an unknown option
     assert args.command == "build" and Path(ROOT / args.recipe).is_file(), argv
-    plan = validate_recipe(scaled(load_recipe(ROOT / args.recipe), **recipes.overrides_from_args(args)))
+    plan = validate_recipe(scaled(load_recipe(ROOT / args.recipe), **overrides_from_args(args)))
     assert plan.stages
 
 
@@ -233,7 +232,7 @@ def test_the_cli_has_the_build_command():
     from magpie_datasets import cli
 
     args = cli.build_parser().parse_args(["build", str(BUILDERS[0]), "--dry-run"])
-    assert args.func is recipes.cmd_build
+    assert args.func is cmd_build
 
 
 # ----------------------------------------------------------------------------- done check of issue 5

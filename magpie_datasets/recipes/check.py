@@ -1,0 +1,20 @@
+"""`preflight_recipe`: the preflight of a recipe's stages (and of its `source`, when a local path)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..runners.preflight import PreflightReport, Problem, preflight
+from .recipe import Recipe, resolve_kwargs
+
+
+def preflight_recipe(recipe: Recipe, **options: Any) -> PreflightReport:
+    """`runners.preflight.preflight` for the recipe's stages (and its `source`, when a local path)."""
+    report = preflight([(step.stage, resolve_kwargs(recipe, step)) for step in recipe.stages], **options)
+    source = recipe.source
+    if source and source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+        missing = Problem(f"{recipe.path}: source {source} does not exist", "give a dataset folder or a Hub id")
+        report = replace(report, problems=(missing, *report.problems))
+    return report
