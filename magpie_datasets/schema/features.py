@@ -1,19 +1,10 @@
-"""The columns: every stage's output `Features`, the label vocabularies, and row helpers.
-
-Names and types follow the authors' published Magpie datasets (see docs/design.md, Columns),
-so our output and theirs concatenate and load back with the same features. Columns the
-published sets do not have are ours: `*_issue` (why a row may be unusable) and `*_configs`
-(the settings that decided a stage's output, recorded per row with `record`).
-"""
+"""The stages' output `Features` and `*_configs` structs, and the label vocabularies, as in the published data."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, Mapping
+from typing import Any
 
-import pyarrow as pa
 from datasets import Features, List, Sequence, Value
-from datasets.features.features import get_nested_type
 
 _s = Value("string")
 
@@ -305,117 +296,3 @@ CONTAMINATION_FEATURES = Features(
 SFT_FEATURES = Features({"messages": MESSAGES})
 SHAREGPT_FEATURES = Features({"conversations": CONVERSATIONS})
 DPO_FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES})
-
-
-def record(struct: Mapping[str, Any], **values: Any) -> dict[str, Any]:
-    """A stage's settings as one row's `*_configs` value, each cast to its field's type.
-
-    Every field of `struct` must be given (None allowed) and nothing else, so a setting added
-    to a stage cannot go unrecorded or be recorded under a name the Features lack.
-
-    >>> record({"seed": Value("int64"), "top_p": Value("float64")}, seed=3, top_p=1)
-    {'seed': 3, 'top_p': 1.0}
-    >>> record({"seed": Value("int64")}, seed=3, temperature=1.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: record(): temperature not in this config's fields (seed); missing: none
-    """
-    extra, missing = sorted(set(values) - set(struct)), sorted(set(struct) - set(values))
-    if extra or missing:
-        raise ValueError(
-            f"record(): {', '.join(extra) or 'nothing'} not in this config's fields ({', '.join(struct)}); "
-            f"missing: {', '.join(missing) or 'none'}"
-        )
-    return {name: _cast(feature, values[name]) for name, feature in struct.items()}
-
-
-def _cast(feature: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(feature, (List, Sequence)):
-        return [_cast(feature.feature, v) for v in value]
-    dtype = getattr(feature, "dtype", None)
-    if dtype in ("float64", "float32"):
-        return float(value)
-    if dtype in ("int64", "int32"):
-        return int(value)
-    if dtype == "bool":
-        return bool(value)
-    if dtype == "string":
-        return str(value)
-    return value
-
-
-class TypedList(list):
-    """A plain list that also tells Arrow its type.
-
-    `Dataset.map` infers a column's type from the first batch it writes; a column
-    that is all None there (no issue, no tag yet) would be typed null and the
-    next batch with a value would fail. Arrow asks `__arrow_array__` instead.
-    """
-
-    def __init__(self, values, pa_type: pa.DataType):
-        super().__init__(values)
-        self.pa_type = pa_type
-
-    def __arrow_array__(self, type=None):
-        return pa.array(list(self), type=self.pa_type)
-
-
-def typed_batch(columns: Mapping[str, list], features: Mapping[str, Any]) -> dict[str, list]:
-    """Give each output column whose name is in `features` its declared Arrow type.
-
-    >>> out = typed_batch({"response_issue": [None, None]}, RESPONSE_FEATURES)
-    >>> out["response_issue"], out["response_issue"].pa_type
-    ([None, None], DataType(string))
-    """
-    return {
-        name: TypedList(values, get_nested_type(features[name])) if name in features else values
-        for name, values in columns.items()
-    }
-
-
-class MissingColumnError(KeyError):
-    """A stage was given a batch without a column it reads."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
-
-def require_columns(batch: Mapping[str, Any], needed: Mapping[str, str], stage: str) -> None:
-    """Raise one clear error when `batch` lacks a column; `needed` maps column -> producing stage.
-
-    >>> require_columns({"instruction": ["hi"]}, {"response": "generate_responses"}, "tag_safety")
-    Traceback (most recent call last):
-    ...
-    magpie_datasets.schema.MissingColumnError: tag_safety needs column 'response', ... Run generate_responses first, ...
-    """
-    present = set(batch.keys())
-    for column, producer in needed.items():
-        if column not in present:
-            raise MissingColumnError(
-                f"{stage} needs column {column!r}, which this dataset does not have "
-                f"(columns: {sorted(present)}). Run {producer} first, or rename your column "
-                f"with ds.rename_column(..., {column!r})."
-            )
-
-
-def batch_size_of(batch: Mapping[str, Any]) -> int:
-    """Number of rows in a batch (a dict of equal-length lists)."""
-    for values in batch.values():
-        return len(values)
-    return 0
-
-
-def conversation_uuid(*parts: Any) -> str:
-    """uuid5 (DNS namespace) of a conversation id built from `parts`, as in the published data."""
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS, "/".join(str(p) for p in parts)))
-
-
-def to_conversations(*turns: str) -> list[dict[str, str]]:
-    """ShareGPT turns from alternating user/assistant texts.
-
-    >>> to_conversations("Hi?", "Hello!")
-    [{'from': 'human', 'value': 'Hi?'}, {'from': 'gpt', 'value': 'Hello!'}]
-    """
-    return [{"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(turns)]
