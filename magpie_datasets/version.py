@@ -16,6 +16,7 @@ import hashlib
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, Callable
 
 try:
     __version__ = version("magpie-datasets")
@@ -78,6 +79,9 @@ class versioned:
     >>> add_magpie_instructions.__reduce__()[1] == ("magpie_datasets.stages.generate", "add_magpie_instructions", code_version())
     True
     """
+
+    __qualname__: str  # fn's, set on the instance by functools.update_wrapper
+    __wrapped__: Callable[..., Any]
 
     def __init__(self, fn):
         functools.update_wrapper(self, fn)

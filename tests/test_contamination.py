@@ -1,8 +1,6 @@
 """contamination: real all-MiniLM-L6-v2 embeddings (embedded package), real FAISS, planted copies."""
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest

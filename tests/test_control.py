@@ -1,8 +1,6 @@
 """Domain / language control: presets, the weighted mix (pure draw), and step 1 under it."""
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from collections import Counter
 

@@ -4,9 +4,7 @@ The model and tokenizer are made here: a byte-level BPE trained on the test text
 chat template, and a 2-layer Qwen2 with hidden size 16 and random weights, trained on CPU.
 """
 
-import os
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers/trl read it
 
 import math
 

@@ -1,11 +1,9 @@
 """Steps 1 and 2 through `Dataset.map`, on the real embedded model."""
 
-import os
 
 import pytest
 from datasets import Dataset
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import magpie_datasets as magpie
 from magpie_datasets import engines

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import logging
 from pathlib import Path

@@ -1,8 +1,6 @@
 """Multi-turn (MAGPIE-MT): the follow-up prompts on real chat templates, and `add_turns` on real models."""
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch

@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import magpie_datasets as magpie
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets import engines
 from magpie_datasets.engines.embedded import smollm2_dir

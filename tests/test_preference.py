@@ -1,8 +1,6 @@
 """Preference pairs (MAGPIE-DPO): k samples, pairing on rewards, and the whole path on real models."""
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 from datasets import Dataset

@@ -17,7 +17,6 @@ import datasets
 import pytest
 import yaml
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets.cli import main
 from magpie_datasets.runners.preflight import PreflightError, preflight

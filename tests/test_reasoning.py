@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import doctest
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import datasets
 import pytest

@@ -4,13 +4,11 @@ reward_diff with a tiny base model and with the embedded Gemma-3-270M base model
 
 import json
 import math
-import os
 import shutil
 
 import pytest
 from datasets import Dataset
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets.engines import ModelNotAvailableError
 from magpie_datasets.stages.rewards import (

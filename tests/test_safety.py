@@ -2,14 +2,12 @@
 loaded through the real engine code (random weights: shape and fallback; a zero LM head:
 a known verdict end to end)."""
 
-import os
 
 import pytest
 from datasets import Dataset
 from hypothesis import given
 from hypothesis import strategies as st
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets.engines import ModelNotAvailableError, load_engine
 from magpie_datasets.stages.safety import (

@@ -1,13 +1,11 @@
 """The release's step-1 sanitizer: a table of cases, its properties, and step 1 writing its class."""
 
-import os
 
 import pytest
 from datasets import Value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import magpie_datasets as magpie
 from magpie_datasets import add_magpie_instructions, engines

@@ -9,7 +9,6 @@ from datasets import Dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from magpie_datasets.stages.tags import (
     DIFFICULTY_LABELS,

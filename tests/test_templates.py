@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import json
-import os
 
 import pytest
 from transformers import AutoTokenizer
@@ -27,7 +26,6 @@ from tests.chat_tokenizers import (
     make_tokenizer,
 )
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 LLAMA3 = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
 QWEN25 = (

@@ -10,7 +10,6 @@ are assembled from the drawn parts, independently of the code under test.
 from __future__ import annotations
 
 import json
-import os
 import string
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from hypothesis import strategies as st
 from magpie_datasets.templates import chat_prompt, magpie_template, next_user_prefix
 from tests.chat_tokenizers import make_tokenizer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROLES = ("system", "user", "assistant")
 BOS, EOS = "<s>", "</s>"

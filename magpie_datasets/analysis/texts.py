@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 from datasets import Dataset
 
-Data = Dataset | pa.Table | pa.Array | pa.ChunkedArray | Sequence[Any]
+Data: TypeAlias = Dataset | pa.Table | pa.Array | pa.ChunkedArray | Sequence[Any]
 
 
 def sample_rows(n: int, sample_size: int | None, seed: int) -> np.ndarray | None:

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from datasets import Dataset, Features, Value
 
-from ..engines.base import Sampling
+from ..engines.base import Completion, Sampling
 from ..engines.models import ModelSpec, engine_record
 from ..schema import (
     GEN_INPUT_CONFIGS,
@@ -104,7 +104,7 @@ def add_magpie_instructions(
     """
     batch = require_reads(batch, "add_magpie_instructions")
     rows = batch_size_of(batch)
-    llm = ModelSpec(model, engine, engine_options).load()
+    llm = ModelSpec(model, engine, engine_options or {}).load()
     template = magpie_template(llm.tokenizer, system_prompt=system_prompt, chat_template_kwargs=chat_template_kwargs)
     placeholders = list(batch["uuid"])
     if first_token_bias is not None and not isinstance(first_token_bias, Mapping):
@@ -119,13 +119,13 @@ def add_magpie_instructions(
     else:
         decodings = assign_decoding(placeholders, decoding_mix, seed, temperature, top_p)
     seeds = [row_seed(seed, key) for key in placeholders]
-    completions = [None] * rows
+    completions: list[Completion | None] = [None] * rows
     # one engine call per drawn configuration; a row's sample depends on its own seed alone
     for config in dict.fromkeys(decodings):
         group = [i for i in range(rows) if decodings[i] == config]
         sampling = Sampling(
             temperature=config[0], top_p=config[1], max_tokens=max_tokens, stop=stop,
-            first_token_bias=[(token_id, value) for _, token_id, value in bias],
+            first_token_bias=tuple((token_id, value) for _, token_id, value in bias),
             first_token_temperature=first_token_temperature,
         )
         outputs = llm.generate([template.pre_query] * len(group), sampling, seeds=[seeds[i] for i in group])
@@ -134,7 +134,10 @@ def add_magpie_instructions(
     markup = markup_tokens(llm.tokenizer, template.stop)
 
     instructions, issues, rules = [], [], []
-    for completion in completions:
+    for filled in completions:
+        if filled is None:  # every row is in one configuration's engine call
+            raise RuntimeError("a row got no completion from the engine")
+        completion = filled
         text, cut, rule = tidy_instruction(
             completion.text, early_stop=early_stop, sanitize=sanitize, family=template.family
         )
@@ -211,7 +214,7 @@ def generate_responses(
     batch = require_reads(batch, "generate_responses")
     instructions = [text or "" for text in batch["instruction"]]
     answers, answer_issues, configs = answer_instructions(
-        batch, spec=ModelSpec(model, engine, engine_options), n=1, temperature=temperature,
+        batch, spec=ModelSpec(model, engine, engine_options or {}), n=1, temperature=temperature,
         top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
         chat_template_kwargs=chat_template_kwargs,
     )

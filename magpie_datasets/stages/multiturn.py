@@ -153,10 +153,10 @@ def add_turns(
         else []
         for i in range(rows)
     ]
-    turns = {f"{column}_{k}": [None] * rows for k in range(2, num_turns + 1) for column in ("instruction", "response")}
+    turns: dict[str, list[str | None]] = {f"{column}_{k}": [None] * rows for k in range(2, num_turns + 1) for column in ("instruction", "response")}
     configs: list[dict | None] = [None] * rows
 
-    spec = ModelSpec(model, engine, engine_options)
+    spec = ModelSpec(model, engine, engine_options or {})
     for llm, mine in engines_for_rows(answering_models(batch, model), spec):
         stop = chat_stops(llm.tokenizer)
         markup = markup_tokens(llm.tokenizer, stop)

@@ -54,7 +54,7 @@ def add_response_samples(
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"add_response_samples needs k >= 1 responses per instruction, got {k!r}")
     responses, issues, configs = answer_instructions(
-        batch, spec=ModelSpec(model, engine, engine_options), n=k, temperature=temperature,
+        batch, spec=ModelSpec(model, engine, engine_options or {}), n=k, temperature=temperature,
         top_p=top_p, repetition_penalty=repetition_penalty, max_tokens=max_tokens, seed=seed,
         chat_template_kwargs=chat_template_kwargs,
     )

@@ -41,7 +41,7 @@ def parse_guard_answer(answer: Any) -> str | None:
     verdict = first_word.group(0).lower() if first_word else ""
     if verdict == "safe":
         return "safe"
-    if verdict != "unsafe":
+    if verdict != "unsafe" or first_word is None:  # "unsafe" came from a match
         return None
     codes = [f"{letter.upper()}{int(number)}" for letter, number in _CODE.findall(text[first_word.end() :])]
     codes = list(dict.fromkeys(codes))
@@ -73,14 +73,14 @@ def tag_safety(
     batch = require_reads(batch, "tag_safety", ("instruction",))
     instructions = [q if isinstance(q, str) else "" for q in batch["instruction"]]
     rows = len(instructions)
-    responses = list(batch[column]) if column in batch else [None] * rows
+    responses: list[Any] = list(batch[column]) if column in batch else [None] * rows
     verdicts: list[str | None] = [None] * rows
     generators: list[str | None] = [None] * rows
     raw: list[str | None] = [None] * rows
     configs: list[dict | None] = [None] * rows
     todo = [i for i in range(rows) if instructions[i].strip()]
     if todo:
-        llm = ModelSpec(model, engine, engine_options).load()
+        llm = ModelSpec(model, engine, engine_options or {}).load()
         config = record(SAFETY_CONFIGS, **engine_record(llm), column=column, max_tokens=max_tokens)
         prompts = []
         for i in todo:

@@ -148,7 +148,7 @@ def streamed_neighbor_stats(
     import faiss
 
     sample_rows = sample_vectors = None
-    index = None
+    index: faiss.Index | None = None
     if n > exact_max_rows:
         nlist = max(1, min(round(4 * math.sqrt(n)), n // 39))  # FAISS wants >= 39 training points per list
         sample_rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, 40 * nlist), replace=False))

@@ -7,7 +7,7 @@
 
 Recipes, the package's exports, the filters' missing-column messages, the cards' statistics and
 plots, the Ray runner and the README's stage table all read it. Adding a stage is one module
-(its columns' `Features` in `schema.py`) and one entry here. `function` is an import path,
+(its columns' `Features` in `schema/features.py`) and one entry here. `function` is an import path,
 resolved on first use, so every layer, the stage modules included, can read the table.
 """
 

@@ -115,7 +115,7 @@ def _load_reward_model(model: str, trust_remote_code: bool, dtype: str | None, d
     path = resolve_model(model)
     check_reward_folder(model, path, trust_remote_code)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kwargs = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     try:

@@ -107,7 +107,10 @@ def add_rewards(
         scores = score_pairs([(instructions[i], responses[i][j]) for i, j in pairs], model, options)
         out: list[list | None] = [[] if instructions[i].strip() else None for i in range(len(responses))]
         for (i, _), score in zip(pairs, scores):
-            out[i].append({"score": score})
+            scored = out[i]
+            if scored is None:  # pairs hold only rows with an instruction, whose entry is a list
+                raise RuntimeError(f"row {i} has a reward but no instruction")
+            scored.append({"score": score})
         configs = _reward_record(model, column, options) if pairs else None
         name = output_column or rewards_column_name(model)
         return typed_batch(
@@ -201,7 +204,7 @@ def reward_diff(
     outputs: list[str | None] = [None] * rows
     base_configs: list[dict | None] = [None] * rows
     if todo:
-        llm = ModelSpec(base_path, base_engine, base_engine_options).load()
+        llm = ModelSpec(base_path, base_engine, base_engine_options or {}).load()
         bos = getattr(llm.tokenizer, "bos_token", None)
         prompts = [urial_prompt(instructions[i], bos) for i in todo]
         sampling = Sampling(temperature=0.0, max_tokens=max_tokens, stop=URIAL_STOP, seed=0)

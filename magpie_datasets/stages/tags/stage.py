@@ -95,7 +95,7 @@ def tag_with_llm(
     if not todo:
         return typed_batch(out, TAG_FEATURES)
 
-    llm = ModelSpec(model, engine, engine_options).load()
+    llm = ModelSpec(model, engine, engine_options or {}).load()
     constrained = constrained and getattr(llm, "supports_json_schema", False)
     stop = chat_stops(llm.tokenizer)
     for tag in tags:
