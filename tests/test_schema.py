@@ -1,14 +1,6 @@
-import doctest
-
 from datasets import Dataset
 
 import magpie_datasets.schema as schema
-from magpie_datasets.schema import batches, conversations, features
-
-
-def test_schema_doctests():
-    results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS) for module in (features, batches, conversations)]
-    assert sum(r.attempted for r in results) >= 3 and sum(r.failed for r in results) == 0
 
 
 def test_typed_batch_survives_all_none_first_batch():

@@ -10,6 +10,7 @@ import yaml
 import magpie_datasets as magpie
 from magpie_datasets import recipes
 from magpie_datasets.stages import table
+from magpie_datasets.stages.readme_table import readme_with_table
 from magpie_datasets.version import versioned
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +59,8 @@ def test_recipes_run_the_table_and_every_builder_names_table_stages():
 
 def test_readme_stage_table_is_the_table():
     readme = (ROOT / "README.md").read_text()
-    start = readme.index("\n", readme.index("<!-- stage table")) + 1
-    end = readme.index("<!-- end of stage table -->")
-    assert readme[start:end].strip() == table.markdown_table()
+    assert readme == readme_with_table(readme), "run: python -m magpie_datasets.stages.readme_table README.md"
+    assert "| `tag_safety` | map |" in readme
 
 
 def test_missing_column_messages_name_the_writer_from_the_table():

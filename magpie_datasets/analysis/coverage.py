@@ -108,7 +108,7 @@ def project(vectors: np.ndarray, projection: str, seed: int) -> np.ndarray:
         perplexity = min(30.0, (n - 1) / 3)  # scikit-learn wants perplexity < n
         tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
         # a small map's iterations are too short for OpenMP threads to pay: on a busy machine
-        # they spin-wait (70 points: 55 s on 2 threads, 1 s on one)
+        # they spin-wait far longer than one thread computes
         with threadpool_limits(1 if n < _THREADED_TSNE_POINTS else None):
             return tsne.fit_transform(vectors)
     import umap

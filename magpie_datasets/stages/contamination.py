@@ -55,6 +55,10 @@ def contamination(
 ) -> Dataset:
     """Add `contamination_similarity`, `contamination_match`, `contamination_configs`.
 
+    Input: a `Dataset` with `column` and the benchmark's questions; Output: the same rows with
+    the three columns added (columns of the same names are replaced in place). A whole-dataset
+    stage (paper appendix D.5).
+
     ```
     Dataset{"instruction": ["What is the capital of France?", "Write a haiku about rain."]},
     reference=["What's the capital of France?", "Prove that sqrt(2) is irrational."]
@@ -63,12 +67,34 @@ def contamination(
           "contamination_configs": [{"column": "instruction", "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
                                      "model_source": ..., "threshold": 0.9, "reference_size": 2}] * 2}
     ```
-    `reference`: the benchmark's questions, a list of strings or a `Dataset` whose
-    `reference_column` holds them (None: a column named like `column`, else its only string
-    column). `model` / `engine_options` as in `min_neighbor_distance` (None = the paper's
-    all-mpnet-base-v2 when installed, else the embedded MiniLM; `device`, `batch_size`).
-    `threshold` is recorded for `contamination_summary`; the columns do not depend on it.
-    Existing columns of the same names are replaced.
+
+    Args:
+        reference (`Dataset` or `Sequence[str]`): the benchmark's questions each row is compared with
+            (paper appendix D.5: the 805 AlpacaEval 2 questions, the Arena-Hard prompts): a list of
+            non-empty strings, or a `Dataset` whose `reference_column` holds them. An empty set, an
+            empty text or a non-string is a `ValueError`. Their number is recorded in
+            `contamination_configs.reference_size`; the closest one goes to `contamination_match`.
+        threshold (`float`, *optional*, defaults to `0.9`): the cosine similarity at or above which
+            (`>=`) a row counts as contaminated: the paper's cut-off (appendix D.5, similarity above
+            0.9 flagged). Must be in [-1, 1] (else `ValueError`). The columns do not depend on it: it
+            is recorded in `contamination_configs.threshold`, which `contamination_summary` applies
+            when not given another.
+        column (`str`, *optional*, defaults to `"instruction"`): the text column that is checked (a
+            None text is embedded as ""). Recorded in `contamination_configs.column`.
+        reference_column (`str`, *optional*, defaults to `None`): when `reference` is a `Dataset`, its
+            column holding the questions. None = the column named like `column` if it has one, else its
+            only string column (several or none is a `ValueError`). Ignored for a list.
+        model (`str`, *optional*, defaults to `None`): the sentence-transformers embedding model, as in
+            `min_neighbor_distance`: None = the paper's all-mpnet-base-v2 when installed, else the
+            embedded all-MiniLM-L6-v2; or a local folder or a cached Hub id. Rows and questions are
+            embedded with it as unit vectors. Recorded in `contamination_configs.embedding_model` and
+            `contamination_configs.model_source`.
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): the encoder's `device`
+            (None = sentence-transformers' choice) and `batch_size` (texts per forward pass, 128); any
+            other key is a `ValueError`. Not recorded.
+        chunk_rows (`int`, *optional*, defaults to `8192`): rows read, embedded and searched per step;
+            bounds memory (with the reference vectors) whatever the dataset size, and does not change
+            the results. Must be >= 1 (else `ValueError`). Not recorded.
     """
     ds = require_reads(ds, "contamination", (column,))
     if not -1.0 <= threshold <= 1.0:
@@ -123,14 +149,23 @@ def nearest_reference(
 def contamination_summary(ds: Dataset, threshold: float | None = None) -> dict[str, Any]:
     """How contaminated `ds` is, from the columns `contamination` wrote.
 
+    Input: a `Dataset` with `contamination_similarity`, `contamination_match` and
+    `contamination_configs`; Output: a dict of counts (nothing is written to the dataset).
+
     ```
     {"threshold": 0.9, "rows": 1000, "rows_flagged": 3, "reference_size": 805,
      "questions_matched": 2, "matched_questions": {"What's the capital of France?": 2, "...": 1},
      "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}
     ```
-    A row is flagged at similarity >= `threshold` (None: the one `contamination` recorded).
     `matched_questions`: each reference question that is the closest question of a flagged
     row, with its number of flagged rows, most first; `questions_matched` is their count.
+    `reference_size` and `embedding_model` come from the first row's `contamination_configs`.
+
+    Args:
+        threshold (`float`, *optional*, defaults to `None`): the cosine similarity at or above which
+            (`>=`) a row is flagged. None = the threshold `contamination` recorded in the first row's
+            `contamination_configs.threshold` (0.9, the paper's cut-off of appendix D.5, by default;
+            0.9 too when nothing is recorded). Returned under "threshold".
     """
     ds = require_reads(ds, "contamination_summary", CONTAMINATION_COLUMNS)
     configs = ds.select_columns(["contamination_configs"])[:1]["contamination_configs"]

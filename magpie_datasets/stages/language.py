@@ -57,6 +57,18 @@ def tag_language(
     Use as `ds.map(tag_language, batched=True)`; `fn_kwargs={"column": "response"}` tags
     another text column, `fn_kwargs={"low_accuracy": True}` trades short-text accuracy for
     a fast start-up. See the module docstring for the output.
+
+    Input: a batch with `column` (default `instruction`); Output: columns `language`, `language_configs`.
+
+    Args:
+        column (`str`, *optional*, defaults to `"instruction"`): the text column whose language is detected;
+            the result always goes to `language`, the published column of the authors' releases (ISO 639-1,
+            upper case, tagged with lingua over all its languages). Missing or blank text gives None, as does
+            text lingua cannot decide. Recorded in `language_configs` (`column`).
+        low_accuracy (`bool`, *optional*, defaults to `False`): use lingua's low-accuracy mode (trigram models
+            only): a fast start in little memory, fine for sentence-length text, less accurate on short text.
+            The default is lingua's own high-accuracy mode, which loads large models on first use. One detector
+            per mode is built per process and reused. Recorded in `language_configs` (`low_accuracy`).
     """
     batch = require_reads(batch, "tag_language", (column,))
     config = record(LANGUAGE_CONFIGS, column=column, detector="lingua", low_accuracy=low_accuracy)

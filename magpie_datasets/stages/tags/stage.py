@@ -55,14 +55,40 @@ def tag_with_llm(
     never fails a batch. Empty instructions are not sent (all their columns None,
     `other_task_category` []).
 
+    Input: a batch with the `column` to tag (default `instruction`); Output: the requested tags' columns
+    (`TAG_COLUMNS`) and `tag_configs`.
+
     Args:
-        batch: a batch with the `column` to tag (default `instruction`).
-        tags: any of "task_category", "quality", "difficulty"; only their columns are written.
-        model: the judge (None: the embedded SmolLM2-135M-Instruct).
-        engine, engine_options: the engine that runs it ("transformers" or "vllm") and its load options.
-        max_tokens: most tokens of one answer.
-        column: the text column to tag.
-        constrained: decode under the answer's JSON schema where the engine can.
+        tags (`str` or `Sequence[str]`, *optional*, defaults to `("task_category", "quality", "difficulty")`): which
+            tags to ask for, one judge turn per tag and row, and so which columns are written: "task_category"
+            (`task_category`, `other_task_category`, `task_category_generator`, `task_category_raw_answer`),
+            "quality" (`input_quality`, `quality_explanation`, `quality_generator`, `quality_raw_answer`),
+            "difficulty" (`intent`, `knowledge`, `difficulty`, `difficulty_generator`, `difficulty_raw_answer`),
+            the published tag columns of the authors' release with its label sets. One name is accepted as a
+            string; repeats are dropped; None means all three; an unknown name is a `ValueError`. Recorded in
+            `tag_configs` (`tags`).
+        model (`str`, *optional*, defaults to `None`): the judge, a Hub id or a local directory. None means the
+            embedded SmolLM2-135M-Instruct, which runs offline on a CPU; the release's tagger is
+            `"meta-llama/Meta-Llama-3-8B-Instruct"` (greedy, JSON answer), which the recipes name. Its id fills
+            each `<tag>_generator` column and, with where its weights came from, `tag_configs` (`model`,
+            `model_source`).
+        engine (`str`, *optional*, defaults to `"transformers"`): the engine that runs the judge, "transformers"
+            or "vllm" (not inside `num_proc` workers). Recorded in `tag_configs` (`engine`).
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): keyword arguments for loading the
+            engine (None: none): transformers takes `dtype`, `device`, `batch_size`, `trust_remote_code`,
+            `attn_implementation`; vLLM any `vllm.LLM` argument. The loaded engine is cached per process for
+            this (model, engine, options). The resulting compute dtype is recorded in `tag_configs` (`dtype`).
+        max_tokens (`int`, *optional*, defaults to `512`): the most tokens the judge may generate for one answer
+            (per tag and row). Decoding is greedy (temperature 0, seed 0) and also stops at the chat template's
+            end of turn or the answer's first "}"; an answer cut off by this cap is usually unreadable, giving a
+            None label and the text in `<tag>_raw_answer`. Recorded in `tag_configs` (`max_tokens`).
+        column (`str`, *optional*, defaults to `"instruction"`): the text column that is judged (it fills the
+            prompts' `{instruction}`); rows whose text is missing or blank are not sent. The output columns keep
+            their names whatever the column. Recorded in `tag_configs` (`column`).
+        constrained (`bool`, *optional*, defaults to `True`): decode under each tag's JSON schema, whose label
+            fields are enums (vLLM structured outputs; llguidance token masks in the transformers engine), where
+            the engine supports it; False, or an engine without support, prefills `{"<label>": "` and parses the
+            free answer leniently. Recorded in `tag_configs` (`constrained`) as actually decoded.
 
     Returns:
         The requested tags' columns (`TAG_COLUMNS`) and `tag_configs`, the settings each row was
