@@ -134,6 +134,30 @@ def test_batched_prompts_of_different_lengths_match_one_at_a_time(llm):
     assert [c.completion_tokens for r in together for c in r] == [c.completion_tokens for r in alone for c in r]
 
 
+def test_occupancy_shows_rows_decoding_out_of_the_batch_and_the_rows_waiting():
+    """What a progress bar shows of the engine: 5 samples with room for 2 decode 2 at a time while
+    the others wait; nothing is held once the call returns."""
+    from magpie_datasets.engines import engine_occupancy
+
+    engine = load_engine(batch_size=2)
+    seen, step = [], engine._step
+
+    def recording_step(batch, tokens):
+        seen.append(engine.occupancy)
+        return step(batch, tokens)
+
+    engine._step = recording_step
+    try:
+        engine.generate([PRE_QUERY], Sampling(n=5, max_tokens=6, seed=3))
+    finally:
+        del engine._step
+    assert seen[0].running == 2 and seen[0].capacity == 2 and seen[0].waiting == 3
+    assert str(seen[0]) == "engine 2/2 decoding, 3 waiting"
+    assert max(o.running for o in seen) == 2 and seen[-1].waiting == 0
+    assert engine.occupancy.running == 0
+    assert "engine 0/2 decoding" in engine_occupancy()
+
+
 class PenaltyExceptStops(LogitsProcessor):
     """transformers' own repetition penalty, with the stop tokens' scores put back."""
 

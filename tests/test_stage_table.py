@@ -113,3 +113,16 @@ def test_imports_flow_one_way():
                 if sibling not in SHARED_STAGE_HELPERS and not set(names) <= public and sibling != path.stem:
                     wrong.append(f"{path.relative_to(ROOT)} imports {target}: {names} (another stage's internals)")
     assert wrong == []
+
+
+def test_every_stage_documents_every_option():
+    """Each keyword a stage takes has an `Args:` entry `name (`type`, ...): effect` in its docstring,
+    as `Dataset.map` documents its arguments (filters: the factory's own arguments)."""
+    undocumented = []
+    for s in table.STAGES:
+        doc = inspect.getdoc(s.function) or ""
+        params = list(inspect.signature(s.function).parameters)
+        for name in params if s.kind == "filter" else params[1:]:
+            if f"\n{name} (" not in "\n" + "\n".join(line.strip() for line in doc.splitlines()):
+                undocumented.append(f"{s.name}: {name}")
+    assert undocumented == []

@@ -140,7 +140,18 @@ SCRIPT = textwrap.dedent(
         )
         results["tagged"] = tagged.to_dict()
         results["sampled_rows"] = {str(size): sampled_rows(size) for size in BATCH_SIZES}
+        engine_loop, decoding = llm.llm.llm_engine, []
+        step = engine_loop.step
+
+        def watched_step():  # what the progress bars read: the engine's occupancy after each step
+            decoding.append(llm.occupancy.running)
+            return step()
+
+        engine_loop.step = watched_step
         results["streamed_rows"] = {f"{size}x{flight}": streamed_rows(size, flight) for size, flight in STREAMED}
+        del engine_loop.step
+        results["occupancy"] = {"peak": max(decoding), "after": str(llm.occupancy),
+                                "max_num_seqs": config.scheduler_config.max_num_seqs}
         # the stages found the engine loaded above: vLLM started once
         results["vllm_engines"] = sum(isinstance(e, VLLMEngine) for e in engines._engines.values())
         print("RESULTS " + json.dumps(results))
@@ -352,6 +363,13 @@ def test_streaming_runner_gives_the_rows_of_dataset_map(results):
 
 PROCESSOR = "magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"
 CPU_ONLY = {"enforce_eager": True, "gpu_memory_utilization": 0.4, "enable_chunked_prefill": False, "dtype": "float32"}
+
+
+@pytest.mark.vllm
+def test_occupancy_shows_the_requests_decoding_out_of_max_num_seqs(results):
+    occupancy = results["occupancy"]
+    assert 2 <= occupancy["peak"] <= occupancy["max_num_seqs"]  # batches in flight met in the engine
+    assert occupancy["after"] == f"engine 0/{occupancy['max_num_seqs']} decoding"
 
 
 def test_settings_on_cuda_leave_the_cpu_defaults_out():

@@ -34,6 +34,7 @@ __all__ = [
     "Sampling",
     "cached_model",
     "engine_concurrency",
+    "engine_occupancy",
     "engine_key",
     "load_engine",
     "model_availability",
@@ -215,6 +216,14 @@ def release_engines(keep: Collection[tuple] = ()) -> int:
     if failed:
         raise failed[0]
     return released
+
+
+def engine_occupancy() -> str:
+    """What the loaded engines hold now (`Occupancy` of each engine that reports one), for a
+    progress bar: "engine 57/256 decoding, 12 waiting"; "" while none is loaded."""
+    with _lock:
+        found = [getattr(model, "occupancy", None) for model in _engines.values()]
+    return "; ".join(str(o) for o in found if o is not None)
 
 
 def engine_concurrency() -> int | None:

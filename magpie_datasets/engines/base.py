@@ -85,6 +85,26 @@ def check_first_token(sampling: Sampling, vocab_size: int) -> None:
 
 
 @dataclass(frozen=True)
+class Occupancy:
+    """What an engine holds now, for progress bars: an engine fed too few rows shows it.
+
+    `running`: requests decoding; `waiting`: requests queued for room (None: the engine does not
+    say); `capacity`: the most it decodes at once.
+
+    >>> str(Occupancy(57, 12, 256)), str(Occupancy(3, None, 1024))
+    ('engine 57/256 decoding, 12 waiting', 'engine 3/1024 decoding')
+    """
+
+    running: int = 0
+    waiting: int | None = None
+    capacity: int | None = None
+
+    def __str__(self) -> str:
+        text = f"engine {self.running}/{self.capacity} decoding" if self.capacity else f"engine {self.running} decoding"
+        return text + (f", {self.waiting} waiting" if self.waiting else "")
+
+
+@dataclass(frozen=True)
 class Completion:
     """One sampled continuation of one prompt."""
 

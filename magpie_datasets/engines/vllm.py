@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .base import (
     Completion,
+    Occupancy,
     Sampling,
     check_first_token,
     counted,
@@ -140,6 +141,7 @@ class VLLMEngine:
         self._final_only = RequestOutputKind.FINAL_ONLY
         # requests vLLM decodes at once: what a runner keeps in flight to fill it (`concurrency`)
         self.concurrency = int(self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs)
+        self.occupancy = Occupancy(0, 0, self.concurrency)  # updated every step (progress bars)
 
     def close(self) -> None:
         """Shut vLLM's engine core down (its processes, GPU memory or CPU KV cache); `release_engines` calls it."""
@@ -249,8 +251,12 @@ class VLLMEngine:
                     engine.add_request(request, prompt, one)
                     running[request] = (call, i)
             if not running:
+                self.occupancy = Occupancy(0, 0, self.concurrency)
                 return
-            for output in engine.step():
+            outputs_now = engine.step()
+            unfinished = engine.get_num_unfinished_requests()  # beyond max_num_seqs, requests queue
+            self.occupancy = Occupancy(min(unfinished, self.concurrency), max(0, unfinished - self.concurrency), self.concurrency)
+            for output in outputs_now:
                 if output.finished and output.request_id in running:
                     call, i = running.pop(output.request_id)
                     outputs[call][i], left[call] = output, left[call] - 1

@@ -1,10 +1,13 @@
-"""Progress bars of a resumable run: one per step, rows done, tokens/s and rows in flight."""
+"""Progress bars of a resumable run: one per step, rows done, tokens/s, rows in flight and what the
+loaded engines hold (rows decoding out of their capacity, requests waiting)."""
 
 from __future__ import annotations
 
 import threading
 
 from tqdm.auto import tqdm
+
+from ..engines import engine_occupancy
 
 
 class _StepBar:
@@ -22,5 +25,7 @@ class _StepBar:
             shown = [f"{self.tokens / max(self.seconds, 1e-9):.0f} tok/s"] if self.tokens else []
             if self.in_flight:  # an engine fed too few rows shows here
                 shown.append(f"{self.in_flight} rows in flight")
+            if occupancy := engine_occupancy():
+                shown.append(occupancy)
             self.bar.set_postfix_str(", ".join(shown), refresh=False)
             self.bar.update(rows)

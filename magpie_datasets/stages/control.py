@@ -101,6 +101,19 @@ def assign_system_prompts(
 ) -> list[str | None]:
     """The mix key drawn for each row id: a pure, reproducible function of (seed, row id, mix).
 
+    Input: the rows' ids (a batch's `uuid` column). Output: one mix key per id, in order (a
+    preset name, "language:<code>", a custom string or None); `system_prompt_of(key)` gives
+    its system prompt text.
+
+    Args:
+        row_ids (`Sequence[str]`): the rows' ids; each row's draw depends on its own id only, not on
+            the batch it is in.
+        mix (`str` or `dict`, *optional*, defaults to `None`): the system prompts and their weights, as in
+            `add_controlled_instructions`: {key: weight >= 0} (a preset, "language:<code>", None or any string;
+            weights need not sum to 1, not all zero), or one key (a string or None) for every row.
+        seed (`int`, *optional*, defaults to `0`): seed of the draw: a row takes the key whose weight covers a
+            hash of (`seed`, its id) (`rows.weighted_draw`).
+
     >>> assign_system_prompts(["a", "b", "c"], {"math": 1, "code": 0})
     ['math', 'math', 'math']
     """
@@ -121,15 +134,32 @@ def add_controlled_instructions(
 
     Input: `uuid` (from `empty(n)`). Output: the columns of `add_magpie_instructions` (its
     `instruction_options.system_prompt` holds the prompt text used), plus `control`: the mix
-    key the row drew ("math", "language:ja", a custom string, or None). `seed` drives both the
-    draw and sampling; other keyword arguments go to `add_magpie_instructions` (model,
-    temperature, max_tokens, ...).
+    key the row drew ("math", "language:ja", a custom string, or None). One step-1 call per
+    drawn key, the rows put back in their order.
 
     ```
     {"uuid": ["a...", "b..."]}, mix={"math": 1, "code": 1}
     -> {"uuid": [...], "instruction": ["Solve 2x + 3 = 7.", "Fix my Python loop ..."],
         "control": ["math", "code"], "instruction_options": [{"system_prompt": "You are ... mathematics ...", ...}, ...], ...}
     ```
+
+    Args:
+        mix (`str` or `dict`, *optional*, defaults to `None`): the system prompts that steer step 1 (paper
+            fig. 15: math, code, translation) and their weights, {key: weight >= 0}, or one key for every row. A
+            key is a preset of `PRESETS` ("math", "code", "translation"), "language:<ISO 639-1>" (e.g.
+            "language:ja"), None (no system prompt: the plain Magpie pre-query, `system_prompt=None` of step 1)
+            or any other string, used as the system prompt itself. None: every row gets the plain pre-query
+            (`control` None). The key drawn is recorded in `control`, its text in `instruction_options.system_prompt`.
+        language (`str`, *optional*, defaults to `None`): an ISO 639-1 code, shorthand for
+            `mix="language:<code>"`: every row's system prompt asks for users who write in that language. Not
+            together with `mix` (put "language:xx" keys in the mix instead). Recorded in `control`.
+        seed (`int`, *optional*, defaults to `0`): seed of both the per-row draw of the mix key (a hash of
+            (`seed`, the row's `uuid`), see `assign_system_prompts`) and step 1's sampling, to which it is passed.
+            Recorded in `gen_input_configs.seed`.
+        step1 (`Any`, *optional*): the other keyword arguments (`**step1`): those of `add_magpie_instructions`
+            (model, engine, engine_options, temperature, top_p, max_tokens, early_stop, sanitize, decoding_mix,
+            ...), passed to it unchanged and recorded where it records them; `system_prompt` is refused (it comes
+            from `mix`).
     """
     batch = require_reads(batch, "add_controlled_instructions")
     if "system_prompt" in step1:

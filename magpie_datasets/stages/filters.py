@@ -86,6 +86,18 @@ def _at_least(order: tuple[str, ...], column: str, label: str) -> RowFilter:
 def min_quality(label: str = "good", column: str = "input_quality") -> RowFilter:
     """Keep rows whose input quality is at least `label` (very poor < poor < average < good < excellent).
 
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch. Labels compare case- and space-insensitively; a missing or
+    unknown label in a row fails.
+
+    Args:
+        label (`str`, *optional*, defaults to `"good"`): the lowest quality kept (inclusive), one of
+            `schema.QUALITY_LABELS`; another is a `ValueError`. "good" is the release's filtered sets'
+            (`PAPER["air-300k"]`, `"pro-300k"`, `"llama3.1-pro-300k"`: quality in {good, excellent});
+            "average" is `"paper-300k"`'s and table 5's Filter 1 (paper appendix C).
+        column (`str`, *optional*, defaults to `"input_quality"`): the label column read, as
+            `tag_with_llm` writes it (the published `input_quality`).
+
     >>> keep = min_quality("good")
     >>> keep({"input_quality": "Excellent"}), keep({"input_quality": ["poor", "good", None]})
     (True, [False, True, False])
@@ -94,7 +106,20 @@ def min_quality(label: str = "good", column: str = "input_quality") -> RowFilter
 
 
 def min_difficulty(label: str = "easy", column: str = "difficulty") -> RowFilter:
-    """Keep rows whose difficulty is at least `label` (very easy < easy < medium < hard < very hard)."""
+    """Keep rows whose difficulty is at least `label` (very easy < easy < medium < hard < very hard).
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch. Labels compare case- and space-insensitively; a missing or
+    unknown label in a row fails.
+
+    Args:
+        label (`str`, *optional*, defaults to `"easy"`): the lowest difficulty kept (inclusive), one of
+            `schema.DIFFICULTY_LABELS`; another is a `ValueError`. "easy" is the floor of
+            `PAPER["llama3.1-pro-300k"]`, `"paper-300k"` and table 5's Pro filters 2, 4, 5 and 6 (appendix C);
+            "medium" is the Magpie-Air filter's (`"air-filter"`).
+        column (`str`, *optional*, defaults to `"difficulty"`): the label column read, as
+            `tag_with_llm` writes it (the published `difficulty`).
+    """
     return _at_least(DIFFICULTY, column, label)
 
 
@@ -107,17 +132,53 @@ def _greater(column: str, threshold: float) -> RowFilter:
 
 
 def min_reward(threshold: float = -10, column: str = "instruct_reward") -> RowFilter:
-    """Keep rows whose reward is strictly above `threshold` (the authors' `instruct_reward > -10`)."""
+    """Keep rows whose reward is strictly above `threshold` (the authors' `instruct_reward > -10`).
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch. A None or NaN reward fails.
+
+    Args:
+        threshold (`float`, *optional*, defaults to `-10`): the reward a row must exceed (strict `>`).
+            -10 is the release's filtered sets' rule (`PAPER["air-300k"]`, `"pro-300k"`,
+            `"llama3.1-pro-300k"`); the paper's tau1 = -12 (table 5, appendix C) is in `"paper-300k"`
+            and `table5`. Both are on the scale of the paper's reward model (FsfairX-LLaMA3-RM-v0.1);
+            another reward model needs its own.
+        column (`str`, *optional*, defaults to `"instruct_reward"`): the reward column read, as
+            `add_rewards` / `reward_diff` write it (the published `instruct_reward`).
+    """
     return _greater(column, threshold)
 
 
 def positive_reward_difference(threshold: float = 0, column: str = "reward_difference") -> RowFilter:
-    """Keep rows whose reward difference (instruct - base) is strictly above `threshold`."""
+    """Keep rows whose reward difference (instruct - base) is strictly above `threshold`.
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch. A None or NaN difference fails.
+
+    Args:
+        threshold (`float`, *optional*, defaults to `0`): the difference a row must exceed (strict `>`):
+            the paper's tau2 = 0 (table 5, appendix C; `"paper-300k"`, `"air-filter"`, `"pro-filter4"`),
+            i.e. the response scores better than the base model's URIAL answer.
+        column (`str`, *optional*, defaults to `"reward_difference"`): the column read, as `reward_diff`
+            writes it (`instruct_reward - base_reward`, the published `reward_difference`).
+    """
     return _greater(column, threshold)
 
 
 def not_ending_with(suffix: str = ":", column: str = "instruction") -> RowFilter:
-    """Drop rows whose text ends with `suffix` after trailing spaces (incomplete prompts); None is dropped."""
+    """Drop rows whose text ends with `suffix` after trailing spaces (incomplete prompts); None is dropped.
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch.
+
+    Args:
+        suffix (`str`, *optional*, defaults to `":"`): the ending that drops a row, compared after
+            trailing whitespace is stripped, case-sensitively. ":" is the release's rule (every `PAPER`
+            recipe of the dataset cards): an instruction ending with a colon announces content it does
+            not contain.
+        column (`str`, *optional*, defaults to `"instruction"`): the text column read; a None or
+            non-string value is dropped.
+    """
     return RowFilter(
         f"{column} not ending with {suffix!r}",
         lambda row: isinstance(row[column], str) and not row[column].rstrip().endswith(suffix),
@@ -128,7 +189,21 @@ def not_ending_with(suffix: str = ":", column: str = "instruction") -> RowFilter
 def max_newlines(
     limit: int = 5, except_task: str | None = CODING_TASK, column: str = "instruction"
 ) -> RowFilter:
-    """Keep rows whose text has fewer than `limit` newlines, or whose `task_category` is `except_task`."""
+    """Keep rows whose text has fewer than `limit` newlines, or whose `task_category` is `except_task`.
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column` (and
+    `task_category` unless `except_task` is None); Output: a bool, or a list of bools for a batch.
+    A None or non-string text is dropped unless exempt.
+
+    Args:
+        limit (`int`, *optional*, defaults to `5`): the kept rows have fewer than this many newline
+            characters (strict `<`): 5 is the rule of the later Pro releases (`PAPER["llama3.1-pro-300k"]`).
+        except_task (`str`, *optional*, defaults to `"Coding & Debugging"`): the `task_category` that
+            is kept whatever its newlines (code needs lines), compared exactly as `tag_with_llm` writes
+            it. None = no exemption, and `task_category` is not read.
+        column (`str`, *optional*, defaults to `"instruction"`): the text column whose newlines are
+            counted.
+    """
 
     def rule(row):
         if except_task is not None and row["task_category"] == except_task:
@@ -141,14 +216,36 @@ def max_newlines(
 
 
 def language_is(*codes: str, column: str = "language") -> RowFilter:
-    """Keep rows tagged with one of the ISO 639-1 `codes` (e.g. "EN")."""
+    """Keep rows tagged with one of the ISO 639-1 `codes` (e.g. "EN").
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch.
+
+    Args:
+        codes (`str`): the language codes kept, given as positional arguments (`language_is("EN", "ZH")`):
+            ISO 639-1, upper-cased before the comparison; the row's value must match exactly, as
+            `tag_language` writes it (upper case, the published `language`). No codes keeps no row.
+        column (`str`, *optional*, defaults to `"language"`): the language column read (keyword only).
+    """
     wanted = {c.upper() for c in codes}
     return RowFilter(f"{column} in {sorted(wanted)}", lambda row: row[column] in wanted, (column,))
 
 
 def min_distance(threshold: float = 0.0, column: str = "min_neighbor_distance") -> RowFilter:
     """Keep rows whose nearest other instruction is strictly farther than `threshold` (paper
-    table 5: "> 0", which drops every row that has an exact duplicate, both copies)."""
+    table 5: "> 0", which drops every row that has an exact duplicate, both copies).
+
+    Returns a `RowFilter` for `Dataset.filter`. Input: a row or batch with `column`; Output: a bool,
+    or a list of bools for a batch. A None or NaN distance (a single-row dataset) fails.
+
+    Args:
+        threshold (`float`, *optional*, defaults to `0.0`): the distance a row must exceed (strict `>`),
+            in `min_neighbor_distance`'s units (FAISS L2 on unit vectors, 2 - 2*cos). 0 is every table 5
+            configuration's rule (paper appendix C). To keep one row per near-duplicate group instead,
+            use `dedup` / `is_unique`.
+        column (`str`, *optional*, defaults to `"min_neighbor_distance"`): the distance column read, as
+            the `min_neighbor_distance` stage writes it (the published column of that name).
+    """
     return _greater(column, threshold)
 
 
@@ -255,13 +352,31 @@ PAPER_LONGEST.update({name: setup.k for name, setup in TABLE5.items()})
 
 
 def dedup(ds: Dataset) -> Dataset:
-    """Keep rows whose `min_similar_uuid` is null or their own uuid (one row per duplicate group)."""
+    """Keep rows whose `min_similar_uuid` is null or their own uuid (one row per duplicate group).
+
+    Input: a `Dataset` with `min_similar_uuid` and `uuid` (from `min_neighbor_distance`, or the
+    published columns); Output: the kept rows, in order. No options: the duplicate groups are the
+    ones `min_neighbor_distance`'s `threshold` made (the release's "unique" rule, `is_unique`).
+    """
     ds = require_reads(ds, "dedup")
     return ds.filter(is_unique, batched=True)
 
 
 def longest(ds: Dataset, k: int, seed: int = 42, column: str = "response_length") -> Dataset:
-    """The `k` rows with the largest `column` (ties in dataset order), shuffled with `seed`."""
+    """The `k` rows with the largest `column` (ties in dataset order), shuffled with `seed`.
+
+    Input: a `Dataset` with `column`; Output: at most `k` of its rows, shuffled. The last step of
+    every `PAPER` recipe but "pro-filter5" (see `apply_recipe`).
+
+    Args:
+        k (`int`): how many rows to keep (all of them when the dataset has fewer); must be >= 0 (else
+            `ValueError`). The release's filtered sets keep 300,000 (`PAPER_LONGEST`).
+        seed (`int`, *optional*, defaults to `42`): the seed of the final `Dataset.shuffle`; 42 is the
+            release's. It changes the order of the kept rows, not which rows are kept.
+        column (`str`, *optional*, defaults to `"response_length"`): the column ranked, largest first:
+            the response length in characters that `generate_responses` writes (published column of
+            that name).
+    """
     ds = require_reads(ds, "longest", (column,))
     if k < 0:
         raise ValueError(f"longest needs k >= 0, got {k}")
@@ -274,10 +389,29 @@ def apply_recipe(
 ) -> Dataset:
     """`PAPER[name]` row rules, then the `k` (default: the recipe's size) longest responses, shuffled.
 
-    For a table 5 configuration (`TABLE5`) `tau1` / `tau2` are its reward and reward-difference
-    thresholds; "pro-filter5" keeps every row that passes (unless `k` is given), and
-    "pro-filter6" takes k/2 of the longest among "easy" rows and k/2 among harder ones (fewer
-    where a half has fewer rows).
+    Input: a `Dataset` with the columns the recipe reads (tags, rewards, `min_neighbor_distance`
+    columns, `response_length`); Output: the kept rows, shuffled (in dataset order when no longest-k
+    step runs). "pro-filter6" takes k/2 of the longest among "easy" rows and k/2 among harder ones
+    (fewer where a half has fewer rows).
+
+    Args:
+        name (`str`): the recipe, a key of `PAPER`: the release's filtered sets ("air-300k",
+            "pro-300k", "llama3.1-pro-300k", "paper-300k") or a configuration of the paper's table 5
+            (appendix C: "air-filter", "pro-filter1" ... "pro-filter6"). Another is a `ValueError`.
+        k (`int`, *optional*, defaults to `None`): how many rows with the longest `response_length` to
+            keep after the row rules. None = the recipe's size in `PAPER_LONGEST` (300,000; 200,000 for
+            "pro-filter6"; for "pro-filter5" every row that passes, as the paper's 338K).
+        seed (`int`, *optional*, defaults to `42`): the seed of the final shuffle (the release's 42); it
+            orders the kept rows and does not change which are kept. Unused when no longest-k step runs
+            ("pro-filter5" without `k`).
+        tau1 (`float`, *optional*, defaults to `-12.0`): the reward threshold (keep `instruct_reward` >
+            tau1) of a table 5 configuration; -12 is the paper's tau1 (appendix C). Ignored by the
+            dataset-card recipes, whose thresholds are fixed (-10; -12 in "paper-300k"), and by
+            configurations without a reward rule ("air-filter", "pro-filter4").
+        tau2 (`float`, *optional*, defaults to `0.0`): the reward-difference threshold (keep
+            `reward_difference` > tau2) of a table 5 configuration; 0 is the paper's tau2. Ignored by
+            the dataset-card recipes (fixed 0 in "paper-300k") and by configurations without a
+            reward-difference rule (all but "air-filter" and "pro-filter4").
     """
     if name not in PAPER:
         raise ValueError(f"Unknown recipe {name!r}: choose one of {', '.join(PAPER)}")

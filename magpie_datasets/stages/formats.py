@@ -43,8 +43,9 @@ PAIR_ISSUE = "pair_issue"  # written by the preference stage when a row has no c
 def to_messages(batch: Mapping[str, list]) -> dict[str, list]:
     """Batched map: a `messages` column of `{role, content}` turns for TRL's SFT (conversational).
 
-    Reads `conversations` (ShareGPT) where a row has one, else `instruction`, `response`,
-    `instruction_2`, `response_2`, ... (turns stop at the first missing instruction).
+    Input: `conversations` (ShareGPT) where a row has one, else `instruction`, `response`,
+    `instruction_2`, `response_2`, ... (turns stop at the first missing instruction); Output:
+    `messages`. No options: every column it reads keeps its name.
 
     ```
     {"conversations": [[{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello!"}]]}
@@ -67,7 +68,8 @@ def to_messages(batch: Mapping[str, list]) -> dict[str, list]:
 def to_sharegpt(batch: Mapping[str, list]) -> dict[str, list]:
     """Batched map: a `conversations` column of ShareGPT turns `{from: human|gpt|system, value}`.
 
-    Reads `messages` where the batch has it, else `instruction`/`response`(`_2`, ...) columns.
+    Input: `messages` where the batch has it, else `instruction`/`response`(`_2`, ...) columns;
+    Output: `conversations`, the published Magpie shape. No options.
 
     ```
     {"messages": [[{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}]]}
@@ -92,8 +94,9 @@ def to_preference(
 ) -> dict[str, list]:
     """Batched map: TRL's conversational preference format with an explicit prompt, for `trl.DPOTrainer`.
 
-    Input `chosen`/`rejected` are whole conversations (as the authors' DPO sets hold them); the shared turns up to the last
-    user turn become `prompt`, the assistant turn(s) after it stay in `chosen`/`rejected`:
+    Input: `chosen`/`rejected` as whole conversations (as the authors' DPO sets and `to_preference_pairs` hold them), and
+    `issue_column` where present; Output: `prompt`, `chosen`, `rejected`. The shared turns up to the last user turn
+    become `prompt`, the assistant turn(s) after it stay in `chosen`/`rejected`:
 
     ```
     {"chosen":   [[{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Blue."}]],
@@ -104,12 +107,20 @@ def to_preference(
     ```
 
     Rows already in this shape (message-list `prompt`, `chosen` starting with an assistant turn)
-    pass through unchanged. Rows the preference stage marked as not pairable (`issue_column`
-    non-null: a tie, a single distinct response) are dropped with `drop_unpaired=True` — the
-    function then returns every column of the batch, so the row count shrinks inside a plain
-    `ds.map(to_preference, batched=True)`; follow with
-    `.select_columns(["prompt", "chosen", "rejected"])` to keep only TRL's columns. With
-    `drop_unpaired=False` such rows raise a `ValueError` instead.
+    pass through unchanged.
+
+    Args:
+        drop_unpaired (`bool`, *optional*, defaults to `True`): what happens to rows the preference
+            stage marked as not pairable (`issue_column` non-null: "no_responses",
+            "single_distinct_response", "tie"). True drops them, and the function then returns every
+            column of the batch, so the row count shrinks inside a plain
+            `ds.map(to_preference, batched=True)`; follow with
+            `.select_columns(["prompt", "chosen", "rejected"])` to keep only TRL's columns. False
+            raises a `ValueError` naming the first such row instead. Without such rows the output is
+            the same either way.
+        issue_column (`str`, *optional*, defaults to `"pair_issue"`): the column that marks rows without
+            a pair, as `to_preference_pairs` writes it (`pair_issue`). A batch without this column has
+            every row treated as paired.
     """
     batch = require_reads(batch, "to_preference")
     unpaired = [row for row, issue in enumerate(batch.get(issue_column) or []) if issue is not None]

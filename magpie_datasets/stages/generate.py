@@ -39,6 +39,14 @@ from .texts import clean_instruction, markup_tokens, text_issue, tidy_instructio
 def empty(n: int) -> Dataset:
     """`n` placeholder rows for step 1: a `uuid` column with a stable id per row.
 
+    Input: none (a source stage). Output: a `Dataset` with the column `uuid`: a uuid5 (DNS
+    namespace) of ("magpie-datasets", "placeholder", row index), so the same `n` gives the same ids
+    every time; `add_magpie_instructions` turns each into the row's final `uuid`.
+
+    Args:
+        n (`int`): number of rows, >= 0 (anything else raises `ValueError`); the number of
+            instructions step 1 will sample, one per row.
+
     >>> empty(2)["uuid"][0]
     'a2639ae2-f300-5e4b-8490-5103f59a5891'
     """
@@ -69,18 +77,13 @@ def add_magpie_instructions(
 ) -> dict[str, list]:
     """Step 1: sample one user instruction per row from the pre-query template alone.
 
-    `decoding_mix` (paper appendix E.1), e.g. `[{"temperature": 1.0, "top_p": 1.0, "weight": 2},
-    {"temperature": 1.2, "top_p": 0.99, "weight": 1}]`: each row draws one (temperature, top_p)
-    by weight from (`seed`, its `uuid`) (`rows.assign_decoding`), recorded in its
-    `gen_input_configs`; a key an entry leaves out is `temperature` / `top_p`, a missing weight 1.
-    `first_token_bias` ({token text or id: additive logit bias}, a text must be one token) and
-    `first_token_temperature` act on the first generated token only; None takes the family's
-    preset (Llama-3.1/3.3 with `system_prompt=None`: "#", "##", "###", "####" at -9999.999, the
-    release's de-markdown processor), `{}` turns it off. The release's "flaming tokens" is
-    `first_token_temperature=1.2 * temperature`. Both are recorded in `instruction_options`.
+    Input: batch with column `uuid` (from `empty(n)`). Output: columns `uuid` (new: uuid5 of the
+    model, `seed` and the input uuid), `model`, `gen_input_configs`, `instruction_options`,
+    `instruction`, `instruction_issue`, `instruction_sanitize_class`.
 
-    Each row's sample is seeded by (`seed`, its `uuid`), and `early_stop` stops generation
-    at the first newline (the release's stop string), where the compute is saved.
+    Each row's sample is seeded by (`seed`, its `uuid`), so it does not depend on the batch;
+    the decoding settings of every row are recorded in `gen_input_configs` (the published
+    schema) and the other options in `instruction_options`.
 
     ```
     {"uuid": ["a2639ae2-..."]}
@@ -97,6 +100,72 @@ def add_magpie_instructions(
     `instruction_issue` is None, "empty", "max_tokens" or "template_markup".
     `sanitize=True` cuts answer leaks, list markers and labels (`sanitize_instruction`, for the
     template's family) and writes which rule fired to `instruction_sanitize_class` (else None).
+
+    Args:
+        model (`str`, *optional*, defaults to `None`): the aligned chat model that writes the instructions: a
+            local directory or a Hugging Face Hub id (from the local cache, or downloaded when online). None: the
+            embedded SmolLM2-135M-Instruct, which runs offline on a CPU. Recorded in `model`,
+            `gen_input_configs.input_generator` and `instruction_options.model_source`, and part of the new `uuid`.
+        engine (`str`, *optional*, defaults to `"transformers"`): what runs the model: "transformers" (in-process
+            generation; float32 on a CPU, bfloat16 or float16 on CUDA) or "vllm" (a `vllm.LLM` with prefix
+            caching, which suits step 1's one shared prompt; not inside `Dataset.map(num_proc=N)` workers).
+            Recorded in `instruction_options.engine` and `instruction_options.dtype`.
+        engine_options (`dict`, *optional*, defaults to `None`): load options passed to the engine
+            (`engines.load_engine`): transformers takes `dtype`, `device`, `batch_size`, `trust_remote_code`,
+            `attn_implementation`; vLLM any `vllm.LLM` argument (`tensor_parallel_size`,
+            `gpu_memory_utilization`, `max_model_len`, ...). None: the engine's defaults. The loaded model is
+            cached per process under (model, engine, options); the compute dtype is recorded in
+            `instruction_options.dtype`.
+        temperature (`float`, *optional*, defaults to `1.0`): sampling temperature, the paper's step-1 default
+            (paper §2; its decoding ablation, fig. 11 and appendix D, sweeps 1.0 / 1.1 / 1.2: higher gives more
+            diverse, harder, slightly lower-quality instructions). Also the temperature of a `decoding_mix` entry
+            that leaves it out. Recorded per row in `gen_input_configs.temperature`.
+        top_p (`float`, *optional*, defaults to `1.0`): nucleus-sampling threshold (1.0: the whole
+            distribution), the paper's step-1 default (its ablation also uses 0.995 and 0.99). Also the top-p of a
+            `decoding_mix` entry that leaves it out. Recorded per row in `gen_input_configs.top_p`.
+        max_tokens (`int`, *optional*, defaults to `2048`): caps the tokens generated per instruction (the
+            release's step-1 cap). A sample that reaches it without being cut by a stop string, `early_stop` or
+            `sanitize` gets `instruction_issue` "max_tokens". Recorded in `instruction_options.max_tokens`.
+        seed (`int`, *optional*, defaults to `0`): run seed. Each row samples with its own seed, a hash of
+            (`seed`, the row's input `uuid`) (`rows.row_seed`), so its text is the same whatever `batch_size`,
+            `num_proc`, its neighbours or a resume; `seed` also keys the `decoding_mix` draw and the new `uuid`.
+            Recorded in `gen_input_configs.seed`.
+        early_stop (`bool`, *optional*, defaults to `False`): add "\\n" to the stop strings and keep only the
+            first line, as the authors' release does by default ("early stopping"): saves the tokens of a run-on
+            sample (one that opens with a newline comes out empty, `instruction_issue` "empty"). False: stop only
+            at the template's end-of-turn and role-header strings (the paper's token caps). Recorded in
+            `instruction_options.early_stop`.
+        sanitize (`bool`, *optional*, defaults to `False`): apply the release's optional clean-up
+            (`sanitize_instruction` for the template's family): strip label prefixes and list markers, cut at
+            answer markers ("Answer:", "Solution:", "Explanation:"; "## Step 1" for Llama-3), keep the question
+            of a bold, quoted or colon-ended first line. The rule that fired goes to `instruction_sanitize_class`.
+            Recorded in `instruction_options.sanitize`.
+        system_prompt (`str`, *optional*, defaults to `None`): what stands before the user header. None: a
+            known family's published pre-query (e.g. Llama-3.1's bare user header without the dated system
+            block, Qwen2.5's with its default system prompt), else the pre-query as the template renders it; only
+            then does the family's `first_token_bias` preset apply. "template": exactly what the template renders
+            before a lone user turn. Any other string: sent as a system message where the template places one, to
+            steer the domain or language (paper fig. 15; `add_controlled_instructions` draws one per row); a
+            template that drops system messages raises. Recorded in `instruction_options.system_prompt`, the
+            resulting prefix in `gen_input_configs.pre_query_template`.
+        chat_template_kwargs (`dict`, *optional*, defaults to `None`): extra keyword arguments passed to
+            `tokenizer.apply_chat_template` in every rendering that derives the pre-query and stop strings (e.g.
+            Qwen3's `{"enable_thinking": False}`). None: none. Recorded in `instruction_options.chat_template_kwargs`
+            as a JSON string (sorted keys; null without any).
+        decoding_mix (`list[dict]`, *optional*, defaults to `None`): None: every row at `temperature` / `top_p`.
+            A list such as `[{"temperature": 1.0, "top_p": 1.0, "weight": 2}, {"temperature": 1.2, "top_p": 0.99,
+            "weight": 1}]` (paper appendix E.1): each row draws one (temperature, top_p) by weight from (`seed`,
+            its `uuid`) (`rows.assign_decoding`); a key an entry leaves out is `temperature` / `top_p`, a missing
+            weight 1. Rows are grouped per configuration for the engine. Recorded per row in `gen_input_configs`.
+        first_token_bias (`dict`, *optional*, defaults to `None`): {token text or id: additive logit bias} on the
+            first generated token only; a text must be one token of the tokenizer. None: the family's preset
+            (Llama-3.1/3.3 with `system_prompt=None`: "#", "##", "###", "####" at -9999.999, the release's
+            de-markdown logits processor; none for other families). `{}`: off. Recorded, with the token ids, in
+            `instruction_options.first_token_bias`.
+        first_token_temperature (`float`, *optional*, defaults to `None`): temperature of the first generated
+            token only (needs `temperature > 0`); None: the first token is sampled like the rest. The release's
+            "flaming tokens" is `first_token_temperature=1.2 * temperature`. Recorded in
+            `instruction_options.first_token_temperature`.
 
     >>> batch = {"uuid": ["a2639ae2-f300-5e4b-8490-5103f59a5891"]}
     >>> add_magpie_instructions(batch, max_tokens=32)["instruction"]  # doctest: +SKIP
@@ -190,11 +259,11 @@ def generate_responses(
 ) -> dict[str, list]:
     """Step 2: answer each `instruction` through the model's normal chat template.
 
-    `model=None` answers with the model named in the row's `model` column (the one
-    that wrote the instruction), or the embedded default where there is none; name
-    another model to re-answer, e.g. a published Magpie dataset. `chat_template_kwargs` go to the
-    template (Qwen3: {"enable_thinking": False} answers without thinking); a reasoning model's
-    `<think>` block stays in `response`, for `split_reasoning` to cut out.
+    Input: batch with column `instruction`, optionally `model` (who wrote it) and `uuid` (the
+    row's seed key). Output: columns `response`, `response_issue`, `gen_response_configs`,
+    `conversations`, `instruction_length`, `response_length`.
+
+    A reasoning model's `<think>` block stays in `response`, for `split_reasoning` to cut out.
 
     ```
     {"instruction": ["Name a prime."]}
@@ -210,6 +279,42 @@ def generate_responses(
     ```
     `response_issue` is None, "no_instruction", "empty", "max_tokens" or "template_markup";
     lengths are in characters.
+
+    Args:
+        model (`str`, *optional*, defaults to `None`): the model that answers: a local directory or a Hugging
+            Face Hub id. None: the model named in the row's `model` column (the one that wrote the instruction),
+            or the embedded SmolLM2-135M-Instruct where there is no such column; name another model to re-answer,
+            e.g. a published Magpie dataset. Rows are grouped per model. Recorded in
+            `gen_response_configs.output_generator` and `gen_response_configs.model_source`.
+        engine (`str`, *optional*, defaults to `"transformers"`): what runs the model: "transformers" (in-process
+            generation; float32 on a CPU, bfloat16 or float16 on CUDA) or "vllm" (a `vllm.LLM` with prefix
+            caching; not inside `Dataset.map(num_proc=N)` workers). Recorded in `gen_response_configs.engine` and
+            `gen_response_configs.dtype`.
+        engine_options (`dict`, *optional*, defaults to `None`): load options passed to the engine
+            (`engines.load_engine`): transformers takes `dtype`, `device`, `batch_size`, `trust_remote_code`,
+            `attn_implementation`; vLLM any `vllm.LLM` argument (`tensor_parallel_size`,
+            `gpu_memory_utilization`, `max_model_len`, ...). None: the engine's defaults. The compute dtype is
+            recorded in `gen_response_configs.dtype`.
+        temperature (`float`, *optional*, defaults to `0.0`): sampling temperature; 0 is greedy decoding, the
+            release's step-2 setting. Recorded in `gen_response_configs.temperature`.
+        top_p (`float`, *optional*, defaults to `1.0`): nucleus-sampling threshold (1.0: the whole
+            distribution); it matters only when `temperature > 0`. Recorded in `gen_response_configs.top_p`.
+        max_tokens (`int`, *optional*, defaults to `4096`): caps the tokens generated per response (the release's
+            step-2 cap); a response that reaches it gets `response_issue` "max_tokens". Recorded in
+            `gen_response_configs.max_tokens`.
+        repetition_penalty (`float`, *optional*, defaults to `1.0`): above 1, lowers the logits of tokens
+            already in the prompt or the response (never the stop / end-of-turn tokens); 1.0 is off, as in the
+            paper's data (1.2 was used only for AlpacaEval decoding). Recorded in
+            `gen_response_configs.repetition_penalty`.
+        seed (`int`, *optional*, defaults to `0`): run seed. Each row samples with its own seed, a hash of
+            (`seed`, the row's `uuid`, or its instruction text without a `uuid` column) (`rows.row_seed`), so its
+            text does not depend on the batch; it changes the text only when `temperature > 0`. Recorded in
+            `gen_response_configs.seed`.
+        chat_template_kwargs (`dict`, *optional*, defaults to `None`): extra keyword arguments passed to
+            `tokenizer.apply_chat_template` for every prompt (e.g. Qwen3's `{"enable_thinking": False}` answers
+            without thinking). None: none. Recorded in `gen_response_configs.chat_template_kwargs` as a JSON string
+            (sorted keys; null without any); the rendered prompt is in `gen_response_configs.prompt`, the
+            template's reasoning markers in `gen_response_configs.reasoning_markers`.
     """
     batch = require_reads(batch, "generate_responses")
     instructions = [text or "" for text in batch["instruction"]]

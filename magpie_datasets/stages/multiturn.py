@@ -111,15 +111,9 @@ def add_turns(
     """Turns 2..`num_turns` of each conversation: a sampled follow-up question, then its answer.
 
     Input: `instruction`, `response` (steps 1-2; `instruction_issue`/`response_issue` are read
-    when present), optionally `model` and `uuid`. `model=None` continues with the row's `model`
-    (the one that wrote turn 1), else the embedded default. Follow-ups are sampled at
-    `temperature`/`top_p` (step-1 defaults), answers at `response_temperature` (greedy, step 2) with
-    `response_repetition_penalty` (1.0 as in the paper; small models loop less at ~1.2), which with
-    `response_penalize_prompt=False` counts only the answer's own tokens, not the conversation
-    before it (a small model penalised on the whole conversation drifts into word soup).
-    `early_stop`/`sanitize` clean follow-ups as in step 1 (cut at the first newline / before
-    an answer leak). `chat_template_kwargs` go to every rendering of the template (e.g. Qwen3's
-    {"enable_thinking": False}) and are recorded in `gen_mt_configs` as a JSON string.
+    when present), optionally `model` and `uuid`. Output: columns `instruction_k` and
+    `response_k` for k = 2..`num_turns`, `conversations`, `turns_issue`, `gen_mt_configs`. Follow-ups are sampled like step 1, answers like step 2; every option is
+    recorded in `gen_mt_configs`.
 
     ```
     {"instruction": ["What is a prime?"], "response": ["A number with two divisors."]}, num_turns=2
@@ -136,6 +130,62 @@ def add_turns(
     "response: max_tokens" for a truncated turn 1). The text of the turn that failed is kept in
     its column, so nothing is silently cut. `gen_mt_configs.system_prompt` is null where the
     template has no system role.
+
+    Args:
+        num_turns (`int`, *optional*, defaults to `2`): turns per conversation, turn 1 included (>= 2): writes
+            `instruction_k` / `response_k` for k = 2..`num_turns` (MAGPIE-MT, paper §2). A conversation stops
+            early at the first turn with an issue (`turns_issue`).
+        model (`str`, *optional*, defaults to `None`): the model that writes the follow-ups and their answers: a
+            local directory or a Hugging Face Hub id. None: the row's `model` column (the one that wrote turn 1),
+            else the embedded SmolLM2-135M-Instruct. Rows are grouped per model. Recorded in
+            `gen_mt_configs.input_generator` and `gen_mt_configs.model_source`.
+        engine (`str`, *optional*, defaults to `"transformers"`): what runs the model: "transformers" (in-process
+            generation; float32 on a CPU, bfloat16 or float16 on CUDA) or "vllm" (a `vllm.LLM` with prefix
+            caching; not inside `Dataset.map(num_proc=N)` workers). Recorded in `gen_mt_configs.engine` and
+            `gen_mt_configs.dtype`.
+        engine_options (`dict`, *optional*, defaults to `None`): load options passed to the engine
+            (`engines.load_engine`): transformers takes `dtype`, `device`, `batch_size`, `trust_remote_code`,
+            `attn_implementation`; vLLM any `vllm.LLM` argument (`tensor_parallel_size`,
+            `gpu_memory_utilization`, ...). None: the engine's defaults. The compute dtype is recorded in
+            `gen_mt_configs.dtype`.
+        temperature (`float`, *optional*, defaults to `1.0`): sampling temperature of the follow-up questions
+            (step 1's default). Recorded in `gen_mt_configs.temperature`.
+        top_p (`float`, *optional*, defaults to `1.0`): nucleus-sampling threshold of the follow-ups, and of the
+            answers when `response_temperature > 0` (1.0: the whole distribution). Recorded in
+            `gen_mt_configs.top_p`.
+        max_tokens (`int`, *optional*, defaults to `2048`): caps the tokens of each follow-up question (step 1's
+            cap); one that reaches it uncut ends the conversation with `turns_issue` "instruction_k: max_tokens".
+            Recorded in `gen_mt_configs.max_tokens`.
+        response_max_tokens (`int`, *optional*, defaults to `4096`): caps the tokens of each answer (step 2's
+            cap); reaching it ends the conversation with "response_k: max_tokens". Recorded in
+            `gen_mt_configs.response_max_tokens`.
+        response_temperature (`float`, *optional*, defaults to `0.0`): sampling temperature of the answers; 0 is
+            greedy, as in step 2. Recorded in `gen_mt_configs.response_temperature`.
+        response_repetition_penalty (`float`, *optional*, defaults to `1.0`): above 1, lowers the logits of
+            tokens already seen in the answers (never the stop / end-of-turn tokens); 1.0 (off) as in the paper,
+            small models loop less at ~1.2. Recorded in `gen_mt_configs.response_repetition_penalty`.
+        response_penalize_prompt (`bool`, *optional*, defaults to `True`): whether that penalty also counts the
+            prompt, i.e. the whole conversation so far; False counts only the answer's own tokens (a small model
+            penalised on the whole conversation drifts into word soup). No effect at a penalty of 1.0. Recorded in
+            `gen_mt_configs.response_penalize_prompt`.
+        seed (`int`, *optional*, defaults to `0`): run seed. Turn k of a row samples with its own seeds, hashes
+            of (`seed`, "<row key>/instruction_k") and (`seed`, "<row key>/response_k"), the row key being its
+            `uuid` (its instruction text without one), so a row's turns do not depend on the batch. Recorded in
+            `gen_mt_configs.seed`.
+        early_stop (`bool`, *optional*, defaults to `False`): as in step 1: add "\\n" to the follow-up's stop
+            strings and keep its first line only. Recorded in `gen_mt_configs.early_stop`.
+        sanitize (`bool`, *optional*, defaults to `False`): as in step 1: clean each follow-up with
+            `sanitize_instruction` (labels and list markers stripped, cut before an answer leak; rules of an
+            unknown family, so "## Step 1" cuts too). Recorded in `gen_mt_configs.sanitize`.
+        system_prompt (`str`, *optional*, defaults to `MT_SYSTEM_PROMPT`): system prompt under which the
+            follow-up questions are sampled, placed the way the template places a system message; the default is
+            the paper's MT prompt (fig. 14). None or "": no system prompt, the bare conversation. A template with
+            no system role (Gemma-2), or one that drops it, goes without. Answers never get it. Recorded as used
+            in `gen_mt_configs.system_prompt` (null where none was used).
+        chat_template_kwargs (`dict`, *optional*, defaults to `None`): extra keyword arguments passed to
+            `tokenizer.apply_chat_template` in every rendering, follow-up prompts and answer prompts alike (e.g.
+            Qwen3's `{"enable_thinking": False}`). None: none. Recorded in `gen_mt_configs.chat_template_kwargs`
+            as a JSON string (sorted keys; null without any).
 
     >>> batch = {"instruction": ["What is a prime?"], "response": ["A number with two divisors."]}
     >>> add_turns(batch, num_turns=3, max_tokens=64)["instruction_2"]  # doctest: +SKIP

@@ -109,6 +109,13 @@ def spellings_of(column: str) -> list[str]:
 def normalize(batch: Mapping[str, list]) -> dict[str, list]:
     """Batched map: the current columns of a published variant, as copies; published columns stay.
 
+    Input: a batch of any published Magpie schema (`VARIANTS`: Air-3M v0.1's `input` / `output`,
+    the Phi-3 and Qwen2 sets' `extract_input`, Reasoning-V2's `conversation_id`, the DPO sets'
+    `input_length`); Output: only the current columns it adds or completes (`uuid`, `instruction`,
+    `response`, `gen_input_configs`, `instruction_length`, `response_length`, `min_similar_uuid`),
+    which `Dataset.map` adds beside the published ones. No options: which renames apply is read
+    from the batch's own columns.
+
     ```
     {"input": ["Hi?"], "output": ["Hello!"], "gen_input_config": [{"temperature": 1.0, "top_p": 1.0}],
      "input_length": [3], "output_length": [6]}                                 # Air-3M v0.1

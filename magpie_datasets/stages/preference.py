@@ -38,8 +38,10 @@ def add_response_samples(
 ) -> dict[str, list]:
     """k sampled answers per `instruction` through the model's chat template (paper: k=5, T=0.8).
 
-    `model=None` answers with the row's `model` (the one that wrote the instruction), else the
-    embedded default, as `generate_responses` does; `chat_template_kwargs` go to its chat template.
+    Input: a batch with `instruction` (and, optionally, `uuid` and the `model` that wrote it);
+    Output: `responses`, `response_issues` and `gen_response_configs`. The first step of the
+    preference pairs of the MAGPIE-DPO sets (paper §2): score `responses` with
+    `add_rewards(column="responses")`, then pair with `to_preference_pairs`.
 
     ```
     {"instruction": ["Name a prime."]}
@@ -49,6 +51,45 @@ def add_response_samples(
                                   stop_tokens, output_generator, model_source, engine, dtype, seed,
                                   chat_template_kwargs, reasoning_markers}]}
     ```
+
+    Args:
+        k (`int`, *optional*, defaults to `5`): how many responses are sampled per instruction, the
+            length of each row's `responses` and `response_issues` (an empty instruction gets []). 5 is
+            the paper's (and the release's DPO sets', `builders/magpie-pro-dpo.yaml`). Must be an int
+            >= 1 (else `ValueError`). Not recorded in `gen_response_configs`.
+        model (`str`, *optional*, defaults to `None`): the responder. None = each row's own `model`
+            column (the model that wrote the instruction), or the embedded SmolLM2-135M-Instruct where
+            the batch has no `model` column, as `generate_responses` does; otherwise a local directory
+            or a Hub id (offline: in the local cache). The release's DPO sets answer with
+            Llama-3-8B-Instruct. Recorded in `gen_response_configs.output_generator` and `model_source`.
+        engine (`str`, *optional*, defaults to `"transformers"`): the engine that runs the model,
+            "transformers" or "vllm" (which cannot run inside `num_proc` workers). Recorded in
+            `gen_response_configs.engine`.
+        engine_options (`Mapping[str, Any]`, *optional*, defaults to `None`): the engine's load options
+            (None = none): transformers takes `dtype`, `device`, `batch_size`, `trust_remote_code`,
+            `attn_implementation`; vLLM any `vllm.LLM` argument (`tensor_parallel_size`,
+            `gpu_memory_utilization`, ...). The compute dtype is recorded in `gen_response_configs.dtype`.
+        temperature (`float`, *optional*, defaults to `0.8`): the sampling temperature of every
+            response; 0.8 is the paper's for preference data (paper §2). 0 is greedy, which gives k
+            equal texts, so `to_preference_pairs` then marks the row "single_distinct_response".
+            Recorded in `gen_response_configs.temperature`.
+        top_p (`float`, *optional*, defaults to `1.0`): nucleus sampling's probability mass; 1.0 = no
+            cut, as in the release. Recorded in `gen_response_configs.top_p`.
+        max_tokens (`int`, *optional*, defaults to `4096`): the most new tokens of one response (the
+            paper's step-2 cap); a response cut there gets "max_tokens" in `response_issues`. Recorded
+            in `gen_response_configs.max_tokens`.
+        repetition_penalty (`float`, *optional*, defaults to `1.0`): penalty on tokens already in the
+            prompt or response (the stop / end-of-turn tokens are spared); 1.0 = off, the release's
+            step-2 setting. Recorded in `gen_response_configs.repetition_penalty`.
+        seed (`int`, *optional*, defaults to `0`): the run's seed; each row's samples are seeded by a
+            hash of it and the row's `uuid` (its instruction text without one), so a row gets the same
+            responses whatever the batching, `num_proc` or a resume. Recorded in
+            `gen_response_configs.seed`.
+        chat_template_kwargs (`Mapping[str, Any]`, *optional*, defaults to `None`): extra keyword
+            arguments for every rendering of the responder's chat template (e.g. Qwen3's
+            `{"enable_thinking": False}`); None = none. Recorded in
+            `gen_response_configs.chat_template_kwargs` as a JSON string with sorted keys; the
+            reasoning markers the template then names go to `gen_response_configs.reasoning_markers`.
     """
     batch = require_reads(batch, "add_response_samples")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -97,8 +138,18 @@ def to_preference_pairs(batch: Mapping[str, list], *, rewards_column: str | None
     """Chosen = the highest-scored response, rejected = the lowest, as whole conversations.
 
     Input: `instruction`, `responses` (k strings), and a rewards column holding one
-    `{score}` (or a number) per response, in the same order; `rewards_column=None` picks the
-    only `rewards_*` column (the authors' is `rewards_armorm`).
+    `{score}` (or a number) per response, in the same order; Output: `prompt`, `chosen`,
+    `rejected`, `chosen_score`, `rejected_score` and `pair_issue`.
+
+    Args:
+        rewards_column (`str`, *optional*, defaults to `None`): the column whose scores rank the
+            responses: one `{score}` (or a number) per entry of `responses`, in the same order, as
+            `add_rewards(column="responses")` writes it (the paper's ArmoRM-Llama3-8B-v0.1 gives
+            `rewards_armorm`, the published DPO sets' column). None = the batch's only `rewards_*`
+            column (none or several is a `ValueError` naming them). A score count that differs from
+            the response count is a `ValueError`. Only distinct non-empty responses compete (a repeated
+            text keeps its first score); the chosen and rejected scores are copied to `chosen_score` /
+            `rejected_score`.
 
     >>> pairs = to_preference_pairs({"instruction": ["Sky?"], "responses": [["Blue.", "Green."]],
     ...                              "rewards_armorm": [[{"score": 0.9}, {"score": -0.3}]]})

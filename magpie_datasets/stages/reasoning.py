@@ -90,8 +90,10 @@ def _markers(given: Sequence[str] | None, config: Mapping[str, Any] | None) -> t
 def split_reasoning(batch: Mapping[str, list], *, markers: Sequence[str] | None = None) -> dict[str, list]:
     """Cut each `response` into `reasoning` and the answer, keeping the raw text in `response_raw`.
 
-    Markers: `markers` ([start, end]) if given, else those the responder's chat template names
-    (recorded at step 2 in `gen_response_configs.reasoning_markers`), else `<think>`/`</think>`.
+    Input: batch with column `response` (`response_raw` instead where present, from an earlier
+    run), optionally `gen_response_configs` (step 2's record). Output: columns `reasoning`,
+    `response` (the answer), `response_raw`, `reasoning_issue`, `reasoning_configs`.
+
     The recorded step-2 prompt tells whether the template opened the block itself (DeepSeek-R1,
     Qwen3 with thinking: the text has only the end marker) or wrote an empty one (Qwen3 with
     enable_thinking=False). Run again, it splits `response_raw`, so it is idempotent.
@@ -109,6 +111,13 @@ def split_reasoning(batch: Mapping[str, list], *, markers: Sequence[str] | None 
     `reasoning` is None for a response without markers (its answer is the whole text) and ""
     after an empty block; `reasoning_issue` is None, "unterminated" (out of tokens while
     thinking: `response` is "") or "no_answer" (nothing after the reasoning).
+
+    Args:
+        markers (`list[str]`, *optional*, defaults to `None`): the [start, end] markers of the reasoning block,
+            two different non-empty strings, for every row. None: per row, the markers the responder's chat
+            template names (recorded at step 2 in `gen_response_configs.reasoning_markers`), else
+            `<think>` / `</think>`. Recorded in `reasoning_configs.start` / `reasoning_configs.end`, and where they
+            came from in `reasoning_configs.markers_from` ("given", "template" or "default").
 
     >>> out = split_reasoning({"response": ["Thinking it over.</think>Yes."],
     ...                        "gen_response_configs": [{"prompt": "User: {input}\\nAssistant: <think>\\n"}]})

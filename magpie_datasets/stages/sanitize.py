@@ -149,8 +149,17 @@ def _one_pass(text: str, steps: bool) -> tuple[str, str | None]:
 def sanitize_instruction(text: str, family: str | None = None) -> tuple[str, str | None]:
     """The kept instruction and the class of the rule that cut it (None: `text` returned as is).
 
-    `family` is the chat-template family (`ChatTemplate.family`, e.g. "llama-3.1"); the
-    "## Step 1" cut applies to the Llama-3 families and, when the family is unknown (None), too.
+    Input: one step-1 text (a `str`, else `TypeError`); Output: `(kept text, class)`, the class
+    one of `SANITIZE_CLASSES` (the first rule that fired), which `add_magpie_instructions(sanitize=True)`
+    writes to `instruction_sanitize_class`. The kept text is stripped when a rule fired.
+
+    Args:
+        family (`str`, *optional*, defaults to `None`): the chat-template family of the model that
+            wrote `text` (`ChatTemplate.family`, e.g. "llama-3.1", "gemma-2", "qwen2.5"). It decides only
+            the "# Step 1" / "## Step 1" / "### Step 1" cut (class `step_marker`), which the release's
+            `instruction_post_process` makes for Llama-3 alone: applied when `family` starts with
+            "llama-3" (any case) and when it is None (unknown family); skipped for every other family.
+            The other rules apply whatever the family.
 
     >>> sanitize_instruction("Question 3: What is 2 + 2?\\nThe correct answer: 4")
     ('What is 2 + 2?', 'answer_marker')

@@ -31,6 +31,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 
 from ..base import (
     Completion,
+    Occupancy,
     Sampling,
     check_first_token,
     counted,
@@ -122,6 +123,7 @@ class TransformersEngine:
         self._ll_lock = threading.Lock()
         self._loop = SharedLoop()
         self.concurrency = self.batch_size  # rows decoding at once: what a runner keeps in flight to fill it
+        self.occupancy = Occupancy(0, 0, self.batch_size)  # updated every step (progress bars)
 
     def close(self) -> None:
         """Drop the weights (`release_engines` calls it); the engine cannot generate after."""
@@ -201,9 +203,12 @@ class TransformersEngine:
 
     def _drive(self, loop: SharedLoop) -> None:
         """Run the waiting calls, one `Sampling` (group) at a time, until none is left."""
-        with torch.inference_mode():
-            while calls := loop.take():
-                self._run(loop, calls)
+        try:
+            with torch.inference_mode():
+                while calls := loop.take():
+                    self._run(loop, calls)
+        finally:
+            self.occupancy = Occupancy(0, 0, self.batch_size)
 
     def _run(self, loop: SharedLoop, calls: list[Call]) -> None:
         """Continuous batching of `calls` (one `Sampling`), and of the calls with the same
@@ -249,6 +254,7 @@ class TransformersEngine:
                 return
             tokens = self._sample(batch, sampling)
             self._record(batch, tokens, sampling, stop_tensor, text_stops, stop_window)
+            self.occupancy = Occupancy(sum(row.finish is None for row in batch.rows), len(waiting), capacity)
             for call in [c for c in running if all(row.finish for row in c.payload[0])]:
                 running.remove(call)
                 loop.finish(call)
