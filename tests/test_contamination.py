@@ -8,7 +8,8 @@ from datasets import Dataset, Features, Value
 
 import magpie_datasets as magpie
 from magpie_datasets.engines.embedding import default_embedding_model, embedder
-from magpie_datasets.schema import CONTAMINATION_FEATURES, MissingColumnError
+from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.contamination import CONTAMINATION_FEATURES
 from magpie_datasets.stages.contamination import (
     contamination,
     contamination_summary,

@@ -11,8 +11,8 @@ from magpie_datasets.schema import (
     NORMALIZED_FEATURES,
     MissingColumnError,
 )
-from magpie_datasets.stages.normalize import VARIANTS, renames, variants_of
-from magpie_datasets.stages.table import require_reads
+from magpie_datasets.stages.columns import VARIANTS, renames, variants_of
+from magpie_datasets.stages.columns import require_reads
 from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer, save_tiny_model
 
 _s, _f, _i = Value("string"), Value("float64"), Value("int64")

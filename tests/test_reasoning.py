@@ -16,7 +16,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import magpie_datasets as magpie
 from magpie_datasets import recipes
-from magpie_datasets.schema import REASONING_FEATURES, MissingColumnError
+from magpie_datasets.schema import MissingColumnError
+from magpie_datasets.stages.reasoning import REASONING_FEATURES
 from magpie_datasets.stages import reasoning
 from magpie_datasets.stages.reasoning import prompt_state, split_reasoning, split_text
 from magpie_datasets.templates import (

@@ -168,7 +168,8 @@ def left_out_parts(
 
 def _normalized(ds: Dataset) -> Dataset:
     """`ds` under the current column names (a published release's `input`/`output` read as `instruction`/...)."""
-    from ..stages.normalize import normalize, renames
+    from ..stages.columns import renames
+    from ..stages.normalize import normalize
 
     return ds.map(normalize, batched=True, desc="normalize") if renames(ds.column_names) else ds
 

@@ -1,10 +1,10 @@
-"""The stages' output `Features` and `*_configs` structs, and the label vocabularies, as in the published data."""
+"""The label vocabularies and the columns several stages share (steps 1 and 2, conversations), as in
+the published data. A stage's own columns are declared in its module, beside its `STAGES` entry."""
 
 from __future__ import annotations
 
-from typing import Any
 
-from datasets import Features, List, Sequence, Value
+from datasets import Features, Sequence, Value
 
 _s = Value("string")
 
@@ -94,8 +94,6 @@ RESPONSE_FEATURES = Features(
 )
 
 
-CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": _s})
-
 # What `normalize` may add to a published variant: the current names of its moved columns.
 NORMALIZED_FEATURES = Features(
     {
@@ -109,190 +107,6 @@ NORMALIZED_FEATURES = Features(
     }
 )
 
-# --- multi-turn (MAGPIE-MT) ------------------------------------------------------------------
-
-GEN_MT_CONFIGS = {
-    "temperature": Value("float64"),
-    "top_p": Value("float64"),
-    "max_tokens": Value("int64"),
-    "response_temperature": Value("float64"),
-    "response_max_tokens": Value("int64"),
-    "response_repetition_penalty": Value("float64"),
-    "response_penalize_prompt": Value("bool"),
-    "early_stop": Value("bool"),
-    "sanitize": Value("bool"),
-    "system_prompt": _s,  # the MT prompt as used; null where the template has no system role
-    "input_generator": _s,
-    "model_source": _s,
-    "seed": Value("int64"),
-    "engine": _s,
-    "dtype": _s,
-    "chat_template_kwargs": _s,  # JSON object, sorted keys; null without any
-}
-
-
-def turn_features(num_turns: int) -> Features:
-    """Features of the columns `add_turns(..., num_turns=num_turns)` writes.
-
-    >>> list(turn_features(3))[:4]
-    ['instruction_2', 'response_2', 'instruction_3', 'response_3']
-    """
-    columns: dict[str, Any] = {}
-    for k in range(2, num_turns + 1):
-        columns[f"instruction_{k}"] = _s
-        columns[f"response_{k}"] = _s
-    columns["conversations"] = CONVERSATIONS
-    columns["turns_issue"] = _s
-    columns["gen_mt_configs"] = GEN_MT_CONFIGS
-    return Features(columns)
-
-
-# --- reasoning (split_reasoning) ------------------------------------------------------------
-
-REASONING_CONFIGS = {
-    "column": _s,  # the column split (its raw text is kept in `response_raw`)
-    "start": _s,
-    "end": _s,
-    "markers_from": _s,  # "given", "template" (recorded at step 2) or "default" (<think>/</think>)
-    "prompt_opens": Value("bool"),  # the generation prompt already opened the reasoning block
-}
-REASONING_FEATURES = Features(
-    {"reasoning": _s, "response": _s, "response_raw": _s, "reasoning_issue": _s, "reasoning_configs": REASONING_CONFIGS}
-)
-
-# --- preference pairs (MAGPIE-DPO) ------------------------------------------------------------
+# --- shared by several stages' columns -----------------------------------------------------
 
 MESSAGES = [{"role": _s, "content": _s}]
-
-SAMPLE_FEATURES = Features(
-    {"responses": Sequence(_s), "response_issues": Sequence(_s), "gen_response_configs": GEN_RESPONSE_CONFIGS}
-)
-
-PAIR_FEATURES = Features(
-    {
-        "prompt": MESSAGES,
-        "chosen": MESSAGES,
-        "rejected": MESSAGES,
-        "chosen_score": Value("float64"),
-        "rejected_score": Value("float64"),
-        "pair_issue": _s,
-    }
-)
-
-# --- tags -------------------------------------------------------------------------------------
-
-TAG_CONFIGS = {
-    "tags": Sequence(_s),
-    "column": _s,
-    "model": _s,
-    "model_source": _s,
-    "engine": _s,
-    "dtype": _s,
-    "constrained": Value("bool"),  # as decoded: False where the engine cannot constrain
-    "max_tokens": Value("int64"),
-}
-
-TAG_FEATURES = Features(
-    {
-        "task_category": _s,
-        "other_task_category": List(_s),
-        "task_category_generator": _s,
-        "task_category_raw_answer": _s,
-        "input_quality": _s,
-        "quality_explanation": _s,
-        "quality_generator": _s,
-        "quality_raw_answer": _s,
-        "intent": _s,
-        "knowledge": _s,
-        "difficulty": _s,
-        "difficulty_generator": _s,
-        "difficulty_raw_answer": _s,
-        "tag_configs": TAG_CONFIGS,
-    }
-)
-
-SAFETY_CONFIGS = {
-    "column": _s,
-    "model": _s,
-    "model_source": _s,
-    "engine": _s,
-    "dtype": _s,
-    "max_tokens": Value("int64"),
-}
-SAFETY_FEATURES = Features(
-    {"llama_guard_2": _s, "safety_model": _s, "safety_raw_answer": _s, "safety_configs": SAFETY_CONFIGS}
-)
-
-LANGUAGE_CONFIGS = {"column": _s, "detector": _s, "low_accuracy": Value("bool")}
-LANGUAGE_FEATURES = Features({"language": _s, "language_configs": LANGUAGE_CONFIGS})
-
-# --- rewards ----------------------------------------------------------------------------------
-
-REWARD_CONFIGS = {
-    "column": _s,
-    "model": _s,
-    "model_source": _s,
-    "dtype": _s,
-    "max_length": Value("int64"),
-}
-REWARD_FEATURES = Features(
-    {"instruct_reward": Value("float64"), "reward_model": _s, "reward_configs": REWARD_CONFIGS}
-)
-SCORES = List({"score": Value("float64")})  # one {score} per response, e.g. `rewards_armorm`
-
-BASE_CONFIGS = {
-    "base_model": _s,
-    "model_source": _s,
-    "engine": _s,
-    "dtype": _s,
-    "prompt": _s,  # the few-shot prompt around {instruction}
-    "max_tokens": Value("int64"),
-}
-BASE_FEATURES = Features(
-    {
-        "base_output": _s,
-        "base_reward": Value("float64"),
-        "reward_difference": Value("float64"),
-        "base_model": _s,
-        "base_configs": BASE_CONFIGS,
-    }
-)
-
-# --- nearest neighbours -----------------------------------------------------------------------
-
-NEIGHBOR_CONFIGS = {
-    "column": _s,
-    "embedding_model": _s,
-    "model_source": _s,
-    "threshold": Value("float64"),
-    "index": _s,  # "exact" (IndexFlatL2) or "ivf"
-    "nprobe": Value("int64"),
-}
-NEIGHBOR_FEATURES = Features(
-    {
-        "min_neighbor_distance": Value("float64"),
-        "repeat_count": Value("int64"),
-        "min_similar_uuid": _s,
-        "neighbor_configs": NEIGHBOR_CONFIGS,
-    }
-)
-CONTAMINATION_CONFIGS = {
-    "column": _s,
-    "embedding_model": _s,
-    "model_source": _s,
-    "threshold": Value("float64"),  # cosine similarity at or above which a row is flagged
-    "reference_size": Value("int64"),  # number of reference (benchmark) questions searched
-}
-CONTAMINATION_FEATURES = Features(
-    {
-        "contamination_similarity": Value("float64"),  # cosine to the closest reference question
-        "contamination_match": _s,  # that question
-        "contamination_configs": CONTAMINATION_CONFIGS,
-    }
-)
-
-# --- training formats -------------------------------------------------------------------------
-
-SFT_FEATURES = Features({"messages": MESSAGES})
-SHAREGPT_FEATURES = Features({"conversations": CONVERSATIONS})
-DPO_FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES})

@@ -30,12 +30,31 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 from datasets.features.features import get_nested_type
 
 from ..engines.embedding import embedder
-from ..schema import CONTAMINATION_CONFIGS, CONTAMINATION_FEATURES, record
-from .table import require_reads
+from ..schema import record
+from .columns import require_reads
+from .entry import Chart, Model, Stage
+
+
+# the columns this stage writes
+CONTAMINATION_CONFIGS = {
+    "column": Value("string"),
+    "embedding_model": Value("string"),
+    "model_source": Value("string"),
+    "threshold": Value("float64"),  # cosine similarity at or above which a row is flagged
+    "reference_size": Value("int64"),  # number of reference (benchmark) questions searched
+}
+
+CONTAMINATION_FEATURES = Features(
+    {
+        "contamination_similarity": Value("float64"),  # cosine to the closest reference question
+        "contamination_match": Value("string"),  # that question
+        "contamination_configs": CONTAMINATION_CONFIGS,
+    }
+)
 
 CONTAMINATION_COLUMNS = tuple(CONTAMINATION_FEATURES)
 DEFAULT_THRESHOLD = 0.9  # paper appendix D.5: cosine similarity above 0.9 counts as contaminated
@@ -231,3 +250,13 @@ def reference_questions(reference: Dataset | Sequence[str], reference_column: st
 def _texts(ds: Dataset, rows: np.ndarray) -> list[str]:
     values = ds[int(rows[0]) : int(rows[-1]) + 1]  # rows are contiguous chunks
     return ["" if text is None else text for text in next(iter(values.values()))]
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("contamination", contamination, "dataset",
+          "cosine similarity to the closest benchmark question (FAISS), for a contamination check",
+          reads=("instruction",), writes=CONTAMINATION_FEATURES,
+          models=(Model("model", "embedder", engine=None),),
+          charts=(Chart("contamination_similarity", "Similarity to the closest benchmark question", "histogram"),)),
+)

@@ -12,14 +12,22 @@ depend on batch boundaries; `assign_system_prompts` is that draw as a pure funct
 
 from __future__ import annotations
 
+from datasets import Features, Value
+from ..schema import INSTRUCTION_FEATURES
+
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from ..schema import CONTROL_FEATURES, batch_size_of, typed_batch
+from ..schema import batch_size_of, typed_batch
 from ..version import versioned
 from .generate import add_magpie_instructions
 from .rows import weighted_draw
-from .table import require_reads
+from .columns import require_reads
+from .entry import CHAT, Stage
+
+
+# the columns this stage writes (as in the published data)
+CONTROL_FEATURES = Features({**INSTRUCTION_FEATURES, "control": Value("string")})
 
 # In our own words, after the paper's fig. 15 (math, code, translation assistants).
 PRESETS = {
@@ -183,3 +191,12 @@ def add_controlled_instructions(
                 column[i] = value
     out["control"] = keys
     return typed_batch(out, CONTROL_FEATURES)
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("add_controlled_instructions", add_controlled_instructions, "map",
+          "step 1 under a system prompt drawn per row from a domain / language mix",
+          reads=("uuid",), writes=CONTROL_FEATURES, models=(CHAT,),
+          passes_keywords_to="add_magpie_instructions"),
+)

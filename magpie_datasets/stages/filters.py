@@ -33,7 +33,8 @@ from datasets import Dataset, concatenate_datasets
 from ..schema import DIFFICULTY_LABELS as DIFFICULTY
 from ..schema import QUALITY_LABELS as QUALITY
 from ..version import code_version
-from .table import require_reads
+from .columns import require_reads
+from .entry import Stage
 
 CODING_TASK = "Coding & Debugging"
 
@@ -435,3 +436,29 @@ def _half_easy(ds: Dataset, k: int, seed: int) -> Dataset:
     easy = longest(ds.filter(_is_easy, batched=True), k // 2, seed=seed)
     harder = longest(ds.filter(_is_harder, batched=True), k - k // 2, seed=seed)
     return concatenate_datasets([easy, harder]).shuffle(seed=seed)
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("min_quality", min_quality, "filter", "keep input quality >= a label",
+          reads=("input_quality",)),
+    Stage("min_difficulty", min_difficulty, "filter", "keep difficulty >= a label",
+          reads=("difficulty",)),
+    Stage("min_reward", min_reward, "filter", "keep reward > a threshold", reads=("instruct_reward",)),
+    Stage("positive_reward_difference", positive_reward_difference, "filter",
+          "keep reward difference > a threshold", reads=("reward_difference",)),
+    Stage("not_ending_with", not_ending_with, "filter", "drop text ending with a suffix",
+          reads=("instruction",)),
+    Stage("max_newlines", max_newlines, "filter", "drop text with many newlines (unless coding)",
+          reads=("instruction", "task_category")),
+    Stage("min_distance", min_distance, "filter",
+          "keep rows farther than a threshold from their nearest neighbour", reads=("min_neighbor_distance",)),
+    Stage("language_is", language_is, "filter", "keep rows in the given languages",
+          reads=("language",)),
+    Stage("dedup", dedup, "dataset", "one row per duplicate group",
+          reads=("min_similar_uuid", "uuid")),
+    Stage("longest", longest, "dataset", "the k rows with the longest responses, shuffled",
+          reads=("response_length",)),
+    Stage("apply_recipe", apply_recipe, "dataset", "a published release's row rules, then longest-k",
+          reads=("input_quality", "instruct_reward", "instruction", "min_similar_uuid", "uuid", "response_length")),
+)

@@ -23,11 +23,23 @@ Two traps in TRL these functions are built around (found by running the trainers
 
 from __future__ import annotations
 
+from datasets import Features
+from ..schema import CONVERSATIONS, MESSAGES
+
 from typing import Any, Mapping
 
 from ..schema import batch_size_of, to_conversations
 from ..version import versioned
-from .table import require_reads
+from .columns import require_reads
+from .entry import Stage
+
+
+# the columns these stages write (TRL's formats)
+SFT_FEATURES = Features({"messages": MESSAGES})
+
+SHAREGPT_FEATURES = Features({"conversations": CONVERSATIONS})
+
+DPO_FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES})
 
 # ShareGPT speaker <-> chat role. "user"/"assistant" are accepted as ShareGPT speakers too,
 # since several public ShareGPT sets write them.
@@ -233,3 +245,15 @@ def _split_pair(batch: Mapping[str, list], row: int, issue_column: str) -> tuple
             f"turn, got chosen={answers[0]!r}, rejected={answers[1]!r}."
         )
     return shared, answers[0], answers[1]
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("to_messages", to_messages, "map",
+          "TRL's conversational SFT format (from `conversations` where a row has them)",
+          reads=("instruction", "response"), writes=SFT_FEATURES),
+    Stage("to_sharegpt", to_sharegpt, "map", "the published ShareGPT `conversations`",
+          reads=("instruction", "response"), writes=SHAREGPT_FEATURES),
+    Stage("to_preference", to_preference, "map", "TRL's DPO format (prompt / chosen / rejected)",
+          reads=("chosen", "rejected"), writes=DPO_FEATURES),
+)

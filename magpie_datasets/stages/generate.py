@@ -32,8 +32,9 @@ from ..templates import first_token_bias_ids, magpie_template, template_kwargs_r
 from ..version import versioned
 from .answering import answer_instructions
 from .rows import assign_decoding, row_seed
-from .table import require_reads
+from .columns import require_reads
 from .texts import clean_instruction, markup_tokens, text_issue, tidy_instruction  # noqa: F401 (re-exported)
+from .entry import CHAT, Chart, RESPONDER, Stage
 
 
 def empty(n: int) -> Dataset:
@@ -340,3 +341,19 @@ def generate_responses(
 
 
 add_responses = generate_responses
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("empty", empty, "source", "n placeholder rows with a stable `uuid` each",
+          writes=Features({"uuid": Value("string")})),
+    Stage("add_magpie_instructions", add_magpie_instructions, "map",
+          "step 1: a user instruction from the pre-query template alone",
+          reads=("uuid",), writes=INSTRUCTION_FEATURES, models=(CHAT,)),
+    Stage("generate_responses", generate_responses, "map",
+          "step 2: the answer through the normal chat template",
+          reads=("instruction",), writes=RESPONSE_FEATURES, models=(RESPONDER,),
+          charts=(Chart("instruction_length", "Instruction length (characters)", "histogram"),
+                  Chart("response_length", "Response length (characters)", "histogram")),
+          aliases=("add_responses",)),
+)

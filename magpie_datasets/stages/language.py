@@ -13,12 +13,21 @@ in little memory and is fine for sentence-length text.
 
 from __future__ import annotations
 
+from datasets import Features, Value
+
 from functools import lru_cache
 from typing import Any
 
-from ..schema import LANGUAGE_CONFIGS, LANGUAGE_FEATURES, record, typed_batch
+from ..schema import record, typed_batch
 from ..version import versioned
-from .table import require_reads
+from .columns import require_reads
+from .entry import Chart, Stage
+
+
+# the columns this stage writes
+LANGUAGE_CONFIGS = {"column": Value("string"), "detector": Value("string"), "low_accuracy": Value("bool")}
+
+LANGUAGE_FEATURES = Features({"language": Value("string"), "language_configs": LANGUAGE_CONFIGS})
 
 
 @lru_cache(maxsize=2)
@@ -75,3 +84,11 @@ def tag_language(
     languages = detect_languages(batch[column], low_accuracy)
     # typed: a batch with no text at all must still write a string column, not a null one
     return typed_batch({"language": languages, "language_configs": [config] * len(languages)}, LANGUAGE_FEATURES)
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("tag_language", tag_language, "map", "the instruction's language (ISO 639-1)",
+          reads=("instruction",), writes=LANGUAGE_FEATURES,
+          charts=(Chart("language", "Language", "bar"),)),
+)

@@ -10,18 +10,14 @@ answer is generated through the plain chat template, without that system prompt.
 
 from __future__ import annotations
 
+from datasets import Features, Value
+from ..schema import CONVERSATIONS
+
 from typing import Any, Mapping, Sequence
 
 from ..engines.base import Sampling
 from ..engines.models import ModelSpec, chat_stops, engine_record, engines_for_rows
-from ..schema import (
-    GEN_MT_CONFIGS,
-    batch_size_of,
-    record,
-    to_conversations,
-    turn_features,
-    typed_batch,
-)
+from ..schema import batch_size_of, record, to_conversations, typed_batch
 from ..templates import (
     TemplateError,
     chat_prompt,
@@ -30,8 +26,45 @@ from ..templates import (
 )
 from ..version import versioned
 from .rows import answering_models, row_keys, row_seed
-from .table import require_reads
+from .columns import require_reads
 from .texts import clean_instruction, markup_tokens, text_issue
+from .entry import FOLLOW_UP, Stage
+
+
+# the columns this stage writes (MAGPIE-MT)
+GEN_MT_CONFIGS = {
+    "temperature": Value("float64"),
+    "top_p": Value("float64"),
+    "max_tokens": Value("int64"),
+    "response_temperature": Value("float64"),
+    "response_max_tokens": Value("int64"),
+    "response_repetition_penalty": Value("float64"),
+    "response_penalize_prompt": Value("bool"),
+    "early_stop": Value("bool"),
+    "sanitize": Value("bool"),
+    "system_prompt": Value("string"),  # the MT prompt as used; null where the template has no system role
+    "input_generator": Value("string"),
+    "model_source": Value("string"),
+    "seed": Value("int64"),
+    "engine": Value("string"),
+    "dtype": Value("string"),
+    "chat_template_kwargs": Value("string"),  # JSON object, sorted keys; null without any
+}
+
+def turn_features(num_turns: int) -> Features:
+    """Features of the columns `add_turns(..., num_turns=num_turns)` writes.
+
+    >>> list(turn_features(3))[:4]
+    ['instruction_2', 'response_2', 'instruction_3', 'response_3']
+    """
+    columns: dict[str, Any] = {}
+    for k in range(2, num_turns + 1):
+        columns[f"instruction_{k}"] = Value("string")
+        columns[f"response_{k}"] = Value("string")
+    columns["conversations"] = CONVERSATIONS
+    columns["turns_issue"] = Value("string")
+    columns["gen_mt_configs"] = GEN_MT_CONFIGS
+    return Features(columns)
 
 # Paper fig. 14.
 MT_SYSTEM_PROMPT = (
@@ -283,3 +316,12 @@ def add_turns(
         {**turns, "conversations": conversations, "turns_issue": issues, "gen_mt_configs": configs},
         turn_features(num_turns),
     )
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("add_turns", add_turns, "map",
+          "turns 2..k: follow-up questions and their answers",
+          reads=("instruction", "response"), writes=turn_features(2),
+          writes_patterns=("instruction_*", "response_*"), models=(FOLLOW_UP,)),
+)

@@ -6,104 +6,26 @@ The authors' datasets were published over several releases, and their column nam
     ds = ds.map(magpie.normalize, batched=True)    # + instruction, response, gen_input_configs, ...
     ds = ds.map(magpie.tag_language, batched=True)  # reads `instruction`
 
-Each known variant is a row of `VARIANTS`: the columns it publishes under an older name, and
+Each known variant is a row of `columns.VARIANTS`: the columns it publishes under an older name, and
 the fields of its `gen_input_configs` struct that moved. `normalize` adds the current columns
 as copies and keeps every published column (drop them with `remove_columns` if wanted).
 
 Stages need not be told: a stage that misses a column it reads sees the batch through these
-renames (`table.require_reads`), and a whole-dataset stage renames the columns it reads with
+renames (`columns.require_reads`), and a whole-dataset stage renames the columns it reads with
 `Dataset.rename_column` (metadata only, no copy of the rows). Run `normalize` yourself to keep
 the originals beside the current names, or to concatenate a variant with newer data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from datasets import Features, Value
 
 from ..schema import GEN_INPUT_CONFIGS, NORMALIZED_FEATURES, typed_batch
 from ..version import versioned
-
-CONFIGS = "gen_input_configs"
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One published schema: its older column names and moved `gen_input_configs` fields.
-
-    `columns` and `config_fields` are (published name, current name) pairs; `releases` says
-    which published datasets use it.
-    """
-
-    name: str
-    releases: str
-    columns: tuple[tuple[str, str], ...] = ()
-    config_fields: tuple[tuple[str, str], ...] = ()
-
-
-VARIANTS: tuple[Variant, ...] = (
-    Variant(
-        "input-output", "the first releases, e.g. Llama-3-Magpie-Air-3M-v0.1",
-        columns=(("input", "instruction"), ("output", "response"), ("gen_input_config", CONFIGS),
-                 ("input_length", "instruction_length"), ("output_length", "response_length")),
-    ),
-    # gen_input_configs.extract_input holds the text step 1 was sampled from: the pre-query
-    # template, under the release's first name for it (paper §2).
-    Variant(
-        "extract-input", "the Phi-3 and Qwen2 sets and Magpie-Reasoning-150K",
-        config_fields=(("extract_input", "pre_query_template"),),
-    ),
-    # No `uuid`: the row's own id is its conversation id (and a near-duplicate's, the first
-    # similar row's), as in the authors' filter notebook.
-    Variant("conversation-id", "Magpie-Reasoning-V2 and the authors' raw 1M files",
-            columns=(("conversation_id", "uuid"), ("min_similar_conversation_id", "min_similar_uuid"))),
-    # `responses`, `rewards_armorm` ([{score}]) and `chosen` / `rejected` (whole conversations of
-    # {role, content}) are already the names and shapes of the preference stages; the prompt
-    # length and the two-field gen_input_configs {temperature, top_p} are what differs.
-    Variant("dpo", "the *-DPO-* sets and the release's data_po/ examples",
-            columns=(("input_length", "instruction_length"),)),
-)
-
-def renames(columns: Iterable[str]) -> dict[str, str]:
-    """{current name: published name} for each variant column present whose current name is not.
-
-    >>> renames(["input", "output", "instruct_reward"])
-    {'instruction': 'input', 'response': 'output'}
-    >>> renames(["instruction", "input"])  # the current column wins: nothing to rename
-    {}
-    """
-    present = set(columns)
-    found: dict[str, str] = {}
-    for variant in VARIANTS:
-        for old, new in variant.columns:
-            if old in present and new not in present:
-                found.setdefault(new, old)
-    return found
-
-
-def variants_of(columns: Iterable[str], config_fields: Iterable[str] = ()) -> list[str]:
-    """Names of the variants whose published columns (or `gen_input_configs` fields) are present.
-
-    >>> variants_of(["conversation_id", "instruction"]), variants_of(["uuid"], ["extract_input"])
-    (['conversation-id'], ['extract-input'])
-    """
-    present, fields = set(columns), set(config_fields)
-    return [
-        v.name for v in VARIANTS
-        if any(old in present for old, _ in v.columns) or any(old in fields for old, _ in v.config_fields)
-    ]
-
-
-def spellings_of(column: str) -> list[str]:
-    """How the published variants spell the current `column`, e.g. for a missing-column message.
-
-    >>> spellings_of("instruction"), spellings_of("language")
-    (["'input' (the first releases, e.g. Llama-3-Magpie-Air-3M-v0.1)"], [])
-    """
-    return [f"{old!r} ({v.releases})" for v in VARIANTS for old, new in v.columns if new == column]
-
+from .columns import CONFIGS, VARIANTS, renames
+from .entry import Stage
 
 @versioned
 def normalize(batch: Mapping[str, list]) -> dict[str, list]:
@@ -168,3 +90,11 @@ def _typed_configs(values: list) -> list:
         features = Features({CONFIGS: {**GEN_INPUT_CONFIGS, **{k: Value("string") for k in extras}}})
         return typed_batch({CONFIGS: values}, features)[CONFIGS]
     return values
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("normalize", normalize, "map",
+          "a published variant's columns under the current names (Air-3M v0.1, Phi-3, Reasoning-V2, DPO)",
+          writes=NORMALIZED_FEATURES),
+)

@@ -12,13 +12,38 @@ prompt/continuation split and drops the rows marked in `pair_issue`.
 
 from __future__ import annotations
 
+from datasets import Features, Sequence, Value
+from ..schema import GEN_RESPONSE_CONFIGS, MESSAGES
+
 from typing import Any, Mapping
 
 from ..engines.models import ModelSpec
-from ..schema import PAIR_FEATURES, SAMPLE_FEATURES, batch_size_of, typed_batch
+from ..schema import batch_size_of, typed_batch
 from ..version import versioned
 from .answering import answer_instructions
-from .table import require_reads
+from .columns import require_reads
+from .entry import RESPONDER, Stage
+
+
+# the columns these stages write (MAGPIE-DPO)
+SAMPLE_FEATURES = Features(
+    {
+        "responses": Sequence(Value("string")),
+        "response_issues": Sequence(Value("string")),
+        "gen_response_configs": GEN_RESPONSE_CONFIGS,
+    }
+)
+
+PAIR_FEATURES = Features(
+    {
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "chosen_score": Value("float64"),
+        "rejected_score": Value("float64"),
+        "pair_issue": Value("string"),
+    }
+)
 
 
 @versioned
@@ -203,3 +228,14 @@ def to_preference_pairs(batch: Mapping[str, list], *, rewards_column: str | None
             out[side].append(None if text is None else [user, {"role": "assistant", "content": text}])
             out[f"{side}_score"].append(None if text is None else best[text])
     return typed_batch(out, PAIR_FEATURES)
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("add_response_samples", add_response_samples, "map",
+          "k sampled answers per instruction, for preference pairs",
+          reads=("instruction",), writes=SAMPLE_FEATURES, models=(RESPONDER,)),
+    Stage("to_preference_pairs", to_preference_pairs, "map",
+          "chosen = best-scored response, rejected = worst", reads=("instruction", "responses", "rewards_*"),
+          writes=PAIR_FEATURES),
+)

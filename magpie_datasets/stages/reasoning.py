@@ -11,18 +11,29 @@
 
 from __future__ import annotations
 
+from datasets import Features, Value
+
 from typing import Any, Mapping, Sequence
 
-from ..schema import (
-    REASONING_CONFIGS,
-    REASONING_FEATURES,
-    batch_size_of,
-    record,
-    typed_batch,
-)
+from ..schema import batch_size_of, record, typed_batch
 from ..templates import THINK_MARKERS
 from ..version import versioned
-from .table import require_reads
+from .columns import require_reads
+from .entry import Stage
+
+
+# the columns this stage writes
+REASONING_CONFIGS = {
+    "column": Value("string"),  # the column split (its raw text is kept in `response_raw`)
+    "start": Value("string"),
+    "end": Value("string"),
+    "markers_from": Value("string"),  # "given", "template" (recorded at step 2) or "default" (<think>/</think>)
+    "prompt_opens": Value("bool"),  # the generation prompt already opened the reasoning block
+}
+
+REASONING_FEATURES = Features(
+    {"reasoning": Value("string"), "response": Value("string"), "response_raw": Value("string"), "reasoning_issue": Value("string"), "reasoning_configs": REASONING_CONFIGS}
+)
 
 
 def split_text(
@@ -149,3 +160,11 @@ def split_reasoning(batch: Mapping[str, list], *, markers: Sequence[str] | None 
             record(REASONING_CONFIGS, column=column, start=start, end=end, markers_from=source, prompt_opens=opened)
         )
     return typed_batch(out, REASONING_FEATURES)
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("split_reasoning", split_reasoning, "map",
+          "a reasoning model's thinking (`<think>` or the template's markers) apart from its answer",
+          reads=("response",), writes=REASONING_FEATURES),
+)

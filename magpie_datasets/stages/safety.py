@@ -13,15 +13,33 @@ say which.
 
 from __future__ import annotations
 
+from datasets import Features, Value
+
 import re
 from typing import Any, Mapping
 
 from ..engines.base import Sampling
 from ..engines.models import ModelSpec, engine_record
-from ..schema import SAFETY_CONFIGS, SAFETY_FEATURES, record, typed_batch
+from ..schema import record, typed_batch
 from ..templates import chat_prompt
 from ..version import versioned
-from .table import require_reads
+from .columns import require_reads
+from .entry import Chart, GUARD, Stage
+
+
+# the columns this stage writes (as in the published data)
+SAFETY_CONFIGS = {
+    "column": Value("string"),
+    "model": Value("string"),
+    "model_source": Value("string"),
+    "engine": Value("string"),
+    "dtype": Value("string"),
+    "max_tokens": Value("int64"),
+}
+
+SAFETY_FEATURES = Features(
+    {"llama_guard_2": Value("string"), "safety_model": Value("string"), "safety_raw_answer": Value("string"), "safety_configs": SAFETY_CONFIGS}
+)
 
 GUARD_MODEL = "meta-llama/Meta-Llama-Guard-2-8B"
 
@@ -124,3 +142,11 @@ def tag_safety(
         {"llama_guard_2": verdicts, "safety_model": generators, "safety_raw_answer": raw, "safety_configs": configs},
         SAFETY_FEATURES,
     )
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("tag_safety", tag_safety, "map", "a Llama-Guard verdict on the conversation",
+          reads=("instruction", "response"), writes=SAFETY_FEATURES, models=(GUARD,),
+          charts=(Chart("llama_guard_2", "Safety", "bar", plot=False),)),
+)

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 from datasets.features.features import get_nested_type
 
 from ..engines.embedding import (  # noqa: F401  (re-exported: the one resolution of the embedding model)
@@ -54,8 +54,29 @@ from ..engines.embedding import (  # noqa: F401  (re-exported: the one resolutio
     embedding_model_dir,
     encoder,
 )
-from ..schema import NEIGHBOR_CONFIGS, NEIGHBOR_FEATURES, record
-from .table import require_reads
+from ..schema import record
+from .columns import require_reads
+from .entry import Chart, Model, Stage
+
+
+# the columns this stage writes (as in the published data)
+NEIGHBOR_CONFIGS = {
+    "column": Value("string"),
+    "embedding_model": Value("string"),
+    "model_source": Value("string"),
+    "threshold": Value("float64"),
+    "index": Value("string"),  # "exact" (IndexFlatL2) or "ivf"
+    "nprobe": Value("int64"),
+}
+
+NEIGHBOR_FEATURES = Features(
+    {
+        "min_neighbor_distance": Value("float64"),
+        "repeat_count": Value("int64"),
+        "min_similar_uuid": Value("string"),
+        "neighbor_configs": NEIGHBOR_CONFIGS,
+    }
+)
 
 NEIGHBOR_COLUMNS = tuple(NEIGHBOR_FEATURES)
 DEFAULT_EXACT_MAX_ROWS = 50_000  # flat search is O(N^2 d): above this, IVF (bench/bench_similarity.py)
@@ -279,3 +300,14 @@ def _texts(ds: Dataset, rows: np.ndarray) -> list[str]:
 # the names bench/bench_similarity.py uses
 _encoder = encoder
 _model_dir = embedding_model_dir
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("min_neighbor_distance", min_neighbor_distance, "dataset",
+          "distance to the nearest other instruction (FAISS), duplicate groups",
+          reads=("instruction", "uuid"), writes=NEIGHBOR_FEATURES,
+          models=(Model("model", "embedder", engine=None),),
+          charts=(Chart("min_neighbor_distance", "Distance to the nearest other instruction", "histogram"),
+                  Chart("repeat_count", "Rows closer than the threshold", "histogram", plot=False))),
+)

@@ -8,17 +8,10 @@
 - `urial`: the few-shot prompt a base model answers from, and its stops;
 - `stage`: the `add_rewards` and `reward_diff` stages.
 
-The output `Features` live in `magpie_datasets.schema`.
+The output `Features` are declared in `stage`, beside the stages' `STAGES` entries.
 """
 
 from ...engines.embedded import EMBEDDED_BASE_MODEL
-from ...schema import (
-    BASE_CONFIGS,
-    BASE_FEATURES,
-    REWARD_CONFIGS,
-    REWARD_FEATURES,
-    SCORES,
-)
 from .loading import (
     DEFAULT_REWARD_MODEL,
     REWARD_OPTIONS,
@@ -27,7 +20,7 @@ from .loading import (
     load_reward_model,
 )
 from .scoring import rewards_column_name, score_conversations
-from .stage import add_rewards, reward_diff
+from .stage import BASE_CONFIGS, BASE_FEATURES, REWARD_CONFIGS, REWARD_FEATURES, SCORES, add_rewards, reward_diff
 from .urial import URIAL_STOP, urial_prompt
 
 __all__ = [

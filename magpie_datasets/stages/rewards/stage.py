@@ -9,6 +9,8 @@ See docs/design.md, "Tags, safety, rewards, similarity".
 
 from __future__ import annotations
 
+from datasets import List
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,20 +19,49 @@ from datasets import Value
 from ...engines.base import Sampling
 from ...engines.embedded import EMBEDDED_BASE_MODEL, gemma_base_dir
 from ...engines.models import ModelSpec, engine_record
-from ...schema import (
-    BASE_CONFIGS,
-    BASE_FEATURES,
-    REWARD_CONFIGS,
-    REWARD_FEATURES,
-    SCORES,
-    record,
-    typed_batch,
-)
+from ...schema import record, typed_batch
 from ...version import versioned
-from ..table import require_reads
+from ..columns import require_reads
 from .loading import DEFAULT_REWARD_MODEL, load_reward_model, reward_options
 from .scoring import rewards_column_name, score_pairs
 from .urial import URIAL_STOP, urial_prompt
+from ..entry import Chart, Model, Stage
+from datasets import Features
+
+
+# the columns these stages write
+REWARD_CONFIGS = {
+    "column": Value("string"),
+    "model": Value("string"),
+    "model_source": Value("string"),
+    "dtype": Value("string"),
+    "max_length": Value("int64"),
+}
+
+REWARD_FEATURES = Features(
+    {"instruct_reward": Value("float64"), "reward_model": Value("string"), "reward_configs": REWARD_CONFIGS}
+)
+
+SCORES = List({"score": Value("float64")})  # one {score} per response, e.g. `rewards_armorm`
+
+BASE_CONFIGS = {
+    "base_model": Value("string"),
+    "model_source": Value("string"),
+    "engine": Value("string"),
+    "dtype": Value("string"),
+    "prompt": Value("string"),  # the few-shot prompt around {instruction}
+    "max_tokens": Value("int64"),
+}
+
+BASE_FEATURES = Features(
+    {
+        "base_output": Value("string"),
+        "base_reward": Value("float64"),
+        "reward_difference": Value("float64"),
+        "base_model": Value("string"),
+        "base_configs": BASE_CONFIGS,
+    }
+)
 
 
 def _is_list_column(values: Sequence[Any], column: str) -> bool:
@@ -285,3 +316,19 @@ def reward_diff(
         },
         {**REWARD_FEATURES, **BASE_FEATURES},
     )
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("add_rewards", add_rewards, "map", "a reward model's score of each response",
+          reads=("instruction", "response"), writes=REWARD_FEATURES, writes_patterns=("rewards_*",),
+          models=(Model("model", "reward", engine=None),),
+          charts=(Chart("instruct_reward", "Reward of the response", "histogram"),)),
+    Stage("reward_diff", reward_diff, "map",
+          "reward of the response minus reward of a base model's answer",
+          reads=("instruction", "response"), writes=Features({**REWARD_FEATURES, **BASE_FEATURES}),
+          models=(Model("model", "reward", engine=None),
+                  Model("base_model", "base", engine="base_engine", options="base_engine_options")),
+          charts=(Chart("base_reward", "Reward of the base model's answer", "histogram"),
+                  Chart("reward_difference", "Reward difference (instruct - base)", "histogram"))),
+)

@@ -10,13 +10,7 @@
 The label vocabularies and the output `Features` live in `magpie_datasets.schema`.
 """
 
-from ...schema import (
-    DIFFICULTY_LABELS,
-    QUALITY_LABELS,
-    TAG_CONFIGS,
-    TAG_FEATURES,
-    TASK_CATEGORIES,
-)
+from ...schema import DIFFICULTY_LABELS, QUALITY_LABELS, TASK_CATEGORIES
 from .labels import (
     CATEGORY_LOOKUP,
     DIFFICULTY_LOOKUP,
@@ -26,7 +20,7 @@ from .labels import (
 )
 from .parse import parse_tag_answer
 from .prompts import LABEL_COLUMN, TAG_COLUMNS, TAG_SPECS, TAGS
-from .stage import tag_with_llm
+from .stage import TAG_CONFIGS, TAG_FEATURES, tag_with_llm
 
 __all__ = [
     "CATEGORY_LOOKUP",

@@ -10,17 +10,54 @@ The judge is asked for a JSON object (`prompts.py`); its answer is read by `pars
 
 from __future__ import annotations
 
+from datasets import Features, List, Value
+from datasets import Sequence as SequenceOf  # typing's Sequence is imported too
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...engines.base import Sampling
 from ...engines.models import ModelSpec, chat_stops, engine_record
-from ...schema import TAG_CONFIGS, TAG_FEATURES, record, typed_batch
+from ...schema import record, typed_batch
 from ...templates import chat_prompt
 from ...version import versioned
-from ..table import require_reads
+from ..columns import require_reads
 from .parse import parse_tag_answer
 from .prompts import LABEL_COLUMN, TAG_COLUMNS, TAG_SPECS, TAGS
+from ..entry import Chart, Stage, TAGGER
+from ...schema import DIFFICULTY_LABELS, QUALITY_LABELS, TASK_CATEGORIES
+
+
+# the columns this stage writes (as in the published data)
+TAG_CONFIGS = {
+    "tags": SequenceOf(Value("string")),
+    "column": Value("string"),
+    "model": Value("string"),
+    "model_source": Value("string"),
+    "engine": Value("string"),
+    "dtype": Value("string"),
+    "constrained": Value("bool"),  # as decoded: False where the engine cannot constrain
+    "max_tokens": Value("int64"),
+}
+
+TAG_FEATURES = Features(
+    {
+        "task_category": Value("string"),
+        "other_task_category": List(Value("string")),
+        "task_category_generator": Value("string"),
+        "task_category_raw_answer": Value("string"),
+        "input_quality": Value("string"),
+        "quality_explanation": Value("string"),
+        "quality_generator": Value("string"),
+        "quality_raw_answer": Value("string"),
+        "intent": Value("string"),
+        "knowledge": Value("string"),
+        "difficulty": Value("string"),
+        "difficulty_generator": Value("string"),
+        "difficulty_raw_answer": Value("string"),
+        "tag_configs": TAG_CONFIGS,
+    }
+)
 
 
 def _tags_of(tags: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -156,3 +193,14 @@ def tag_with_llm(
     for i in todo:
         out["tag_configs"][i] = configs
     return typed_batch(out, TAG_FEATURES)
+
+
+# this module's entries of the stage table (`stages.table` collects them)
+STAGES = (
+    Stage("tag_with_llm", tag_with_llm, "map",
+          "task category, input quality and difficulty from an LLM judge",
+          reads=("instruction",), writes=TAG_FEATURES, models=(TAGGER,),
+          charts=(Chart("task_category", "Task category", "bar", TASK_CATEGORIES),
+                  Chart("input_quality", "Input quality", "bar", QUALITY_LABELS),
+                  Chart("difficulty", "Difficulty", "bar", DIFFICULTY_LABELS))),
+)
