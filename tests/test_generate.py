@@ -51,6 +51,7 @@ def test_step1_columns_types_and_configs(instructions):
         "input_generator": llm.model_id,
         "seed": 7,
         "pre_query_template": template.pre_query,
+        "instruction_prefix": None,
     }
     assert row["instruction_options"]["max_tokens"] == 40
     assert row["instruction_options"]["engine"] == "transformers"
@@ -213,3 +214,39 @@ def test_early_stop_stops_generation_at_the_first_newline():
     assert early_tokens < full_tokens  # the engine stopped there, not cut afterwards
     for cut, whole in zip(early["instruction"], full["instruction"]):
         assert cut == whole.split("\n", 1)[0].strip() or not cut  # same sample, up to its first newline
+
+
+PREFIX = "Write a Python function that"
+
+
+def test_instruction_prefix_starts_every_instruction_and_the_model_continues_it():
+    """Magpie-Prefill: 16 rows of step 1 on the embedded model, the user turn started with a prefix."""
+    out = magpie.empty(16).map(magpie.add_magpie_instructions, batched=True,
+                               fn_kwargs={"instruction_prefix": PREFIX, "max_tokens": 24, "seed": 5})
+    for row in out:
+        assert row["instruction"].startswith(PREFIX + " ") or row["instruction"].startswith(PREFIX + ","), row
+        assert len(row["instruction"]) > len(PREFIX) + 3 and row["instruction_issue"] != "empty"  # continued
+        assert row["gen_input_configs"]["instruction_prefix"] == PREFIX
+        assert row["gen_input_configs"]["pre_query_template"] == magpie_template(engines.load_engine().tokenizer).pre_query
+    assert len(set(out["instruction"])) > 8  # sampled continuations, not one text
+
+
+def test_an_instruction_prefix_mix_is_drawn_per_row_and_recorded():
+    mix = [{"prefix": PREFIX, "weight": 3}, {"prefix": "Implement a class that"}]
+    step = {"instruction_prefix": mix, "max_tokens": 8, "seed": 5}
+    out = magpie.empty(12).map(magpie.add_magpie_instructions, batched=True, fn_kwargs=step)
+    drawn = [row["gen_input_configs"]["instruction_prefix"] for row in out]
+    assert set(drawn) == {PREFIX, "Implement a class that"}
+    assert all(row["instruction"].startswith(p) for row, p in zip(out, drawn))
+    again = magpie.empty(12).map(magpie.add_magpie_instructions, batched=True, batch_size=5, fn_kwargs=step)
+    assert [row["gen_input_configs"]["instruction_prefix"] for row in again] == drawn  # per row, whatever the batch
+
+
+def test_a_bad_instruction_prefix_fails_before_the_model_loads(monkeypatch):
+    from magpie_datasets.engines.models import ModelSpec
+
+    monkeypatch.setattr(ModelSpec, "load", lambda self: pytest.fail("the model loaded before the mix was checked"))
+    with pytest.raises(ValueError, match=r"instruction_prefix\[0\] must be a dict with a string `prefix`"):
+        magpie.add_magpie_instructions({"uuid": ["u"]}, instruction_prefix=[{"text": PREFIX}])
+    with pytest.raises(ValueError, match="instruction_prefix lists a prefix twice"):
+        magpie.add_magpie_instructions({"uuid": ["u"]}, instruction_prefix=[{"prefix": "a"}, {"prefix": "a"}])

@@ -124,7 +124,7 @@ def test_air_3m_gets_the_current_columns_and_keeps_its_own():
     assert (row["instruction_length"], row["response_length"]) == (len(QUESTION), len(ANSWER))
     assert row["gen_input_config"] == {"temperature": 1.0, "top_p": 1.0}  # kept
     assert row["gen_input_configs"] == {"temperature": 1.0, "top_p": 1.0, "input_generator": None, "seed": None,
-                                        "pre_query_template": None}
+                                        "pre_query_template": None, "instruction_prefix": None}
     assert set(AIR.column_names) < set(out.column_names)
     assert out.features["gen_input_configs"] == GEN_INPUT_CONFIGS
     assert variants_of(AIR.column_names) == ["input-output", "dpo"]  # input_length is shared with the DPO sets
@@ -150,7 +150,7 @@ def test_dpo_and_data_po_rows():
     assert dpo.column_names == [*DPO.column_names, "instruction_length"]
     po = DATA_PO.map(magpie.normalize, batched=True)
     assert po[0]["gen_input_configs"] == {"temperature": 1.1, "top_p": 1.0, "input_generator": None, "seed": None,
-                                          "pre_query_template": None}
+                                          "pre_query_template": None, "instruction_prefix": None}
     assert po[0]["instruction_length"] == len(QUESTION)
 
 

@@ -122,8 +122,14 @@ def test_cli_probe_on_the_embedded_model(tmp_path, capsys):
         assert any(line.startswith(metric.replace("_", " ") + " ") for line in lines), metric
     assert lines[-1].startswith("recommendation: ") or lines[-1].startswith("warning: ")
 
-    assert main(["probe", "--samples", "2", "--max-tokens", "4", "--json"]) == 0
-    check_report(json.loads(capsys.readouterr().out), 2)
+    prefix = "Write a Python function that"
+    assert main(["probe", "--samples", "2", "--max-tokens", "4", "--json", "--instruction-prefix", prefix]) == 0
+    report = json.loads(capsys.readouterr().out)
+    check_report(report, 2)
+    prefixed = report["variants"][f"prefix: {prefix}"]  # Magpie-Prefill: a variant per prefix
+    assert prefixed["instruction_prefix"] == prefix and prefixed["same_as"] is None
+    assert prefixed["examples"] and all(text.startswith(prefix) for text in prefixed["examples"])
+    assert report["recommendation"]["variant"] in ("derived", "template", "no_system")  # a prefix is not a template choice
 
 
 def test_probe_flags_a_fragment_writing_configuration():
@@ -182,6 +188,7 @@ def test_variants_follow_the_template(tmp_path):
         ({"variants": {}}, "at least one variant"),
         ({"variants": {"x": {"max_token": 3}}}, "sets \\['max_token'\\]"),
         ({"variants": {"x": 3}}, "not int"),
+        ({"instruction_prefixes": "Write a"}, "instruction_prefixes must be a list of non-empty strings"),
     ],
 )
 def test_bad_arguments_say_what_to_fix(kwargs, message):

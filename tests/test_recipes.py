@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def test_the_family_is_there():
     names = {path.stem for path in BUILDERS}
     assert names == {"magpie-air", "magpie-pro", "magpie-pro-300k-filtered", "magpie-pro-mt", "magpie-pro-dpo",
-                     "magpie-qwen2-pro-chinese", "magpie-reasoning"}
+                     "magpie-qwen2-pro-chinese", "magpie-reasoning", "magpie-prefill-code"}
 
 
 @pytest.mark.parametrize("path", BUILDERS, ids=lambda p: p.stem)
@@ -272,6 +272,24 @@ def test_scaled_down_air_recipe_builds_a_hub_folder_with_its_card_and_plots(tmp_
     for stage in ("empty", "add_magpie_instructions", "generate_responses", "tag_with_llm", "tag_language",
                   "min_neighbor_distance"):
         assert f"| `{stage}` | 50 |" in text
+
+
+def test_scaled_down_prefill_recipe_starts_every_instruction_with_a_drawn_prefix(tmp_path):
+    """Magpie-Prefill (KodCode style) at 8 rows on the embedded model: each instruction starts with
+    the prefix its row drew from the recipe's weighted mix, recorded per row and shown in the card."""
+    recipe = load_recipe(ROOT / "builders" / "magpie-prefill-code.yaml")
+    mix = recipes.resolve_kwargs(recipe, recipe.stages[0])["instruction_prefix"]
+    prefixes = {entry["prefix"] for entry in mix}
+    out = tmp_path / "hub"
+    args = build_parser().parse_args(["build", str(ROOT / "builders" / "magpie-prefill-code.yaml"), "--output",
+                                      str(out), "--num-rows", "8", "--model", "embedded", "--max-tokens", "32",
+                                      "--skip", "tag_with_llm", "--no-analysis"])
+    assert args.func(args) == 0
+    ds = load_dataset(str(out), "prefill-code", split="train")
+    drawn = [row["gen_input_configs"]["instruction_prefix"] for row in ds]
+    assert set(drawn) <= prefixes and len(set(drawn)) >= 2  # a mix, drawn per row
+    assert all(row["instruction"].startswith(prefix) for row, prefix in zip(ds, drawn))
+    assert "instruction_prefix=" in (out / "README.md").read_text()  # the card's stage settings show the mix
 
 
 def test_a_stage_sets_its_own_engine_options_and_embedded_runs_drop_them():

@@ -139,6 +139,9 @@ SCRIPT = textwrap.dedent(
             magpie.tag_with_llm, batched=True, fn_kwargs={"engine": "vllm"}
         )
         results["tagged"] = tagged.to_dict()
+        prefilled = magpie.empty(16).map(magpie.add_magpie_instructions, batched=True, fn_kwargs={
+            "engine": "vllm", "instruction_prefix": "Write a Python function that", "max_tokens": 24, "seed": 5})
+        results["prefilled"] = rows(prefilled, "instruction", "instruction_issue")
         results["sampled_rows"] = {str(size): sampled_rows(size) for size in BATCH_SIZES}
         engine_loop, decoding = llm.llm.llm_engine, []
         step = engine_loop.step
@@ -363,6 +366,16 @@ def test_streaming_runner_gives_the_rows_of_dataset_map(results):
 
 PROCESSOR = "magpie_datasets.engines.vllm_penalty:UnpenalisedPromptTokens"
 CPU_ONLY = {"enforce_eager": True, "gpu_memory_utilization": 0.4, "enable_chunked_prefill": False, "dtype": "float32"}
+
+
+@pytest.mark.vllm
+def test_instruction_prefix_starts_every_instruction_and_vllm_continues_it(results):
+    prefix = "Write a Python function that"
+    prefilled = results["prefilled"]
+    assert len(prefilled["instruction"]) == 16
+    for text, issue in zip(prefilled["instruction"], prefilled["instruction_issue"]):
+        assert text.startswith(prefix) and len(text) > len(prefix) + 3 and issue != "empty", text
+    assert len(set(prefilled["instruction"])) > 8
 
 
 @pytest.mark.vllm

@@ -14,7 +14,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     engine_options = {"batch_size": args.batch_size} if args.engine == "transformers" else {}
     report = probe(args.model, engine=args.engine, engine_options=engine_options, samples=args.samples,
                    max_tokens=args.max_tokens, early_stop=args.early_stop, temperature=args.temperature,
-                   top_p=args.top_p, seed=args.seed)
+                   top_p=args.top_p, seed=args.seed, instruction_prefixes=args.instruction_prefix)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
@@ -38,6 +38,8 @@ def add_probe_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--instruction-prefix", action="append", default=[], metavar="TEXT",
+                   help="also sample step 1 with the user turn started with TEXT (Magpie-Prefill; repeatable)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     p.add_argument("--output", default=None, help="also write the JSON report to this file")
     p.set_defaults(func=cmd_probe)

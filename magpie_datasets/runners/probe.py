@@ -48,7 +48,7 @@ METRICS = (*FLAWS, "non_english", "sanitized", "usable", "mean_length", "distinc
            "distinct_first_word_share")
 # Step-1 options a variant may set besides its system prompt.
 VARIANT_OPTIONS = ("system_prompt", "max_tokens", "early_stop", "temperature", "top_p", "first_token_bias",
-                   "first_token_temperature")
+                   "first_token_temperature", "instruction_prefix")
 LEAK_RULES = ("answer_marker", "step_marker")  # sanitizer classes that mean the model answered itself
 LOW_SCORE = 0.5  # below it the recommendation carries a warning: no variant gives mostly usable rows
 
@@ -185,6 +185,7 @@ def probe(
     variants: Mapping[str, Any] = DEFAULT_VARIANTS,
     chat_template_kwargs: Mapping[str, Any] | None = None,
     examples: int = 3,
+    instruction_prefixes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Sample `samples` step-1 instructions per variant, measure them, recommend a variant.
 
@@ -192,7 +193,10 @@ def probe(
     (VARIANT_OPTIONS) that override the probe's own, e.g. `{"no_bias": {"first_token_bias": {}}}`;
     `chat_template_kwargs` go to every variant's template (e.g. Qwen3's `enable_thinking`).
     `max_tokens`/`early_stop` None: the defaults of `magpie-datasets generate` (128 and on for the
-    embedded model, else 2048 and off). Returns the JSON-able report of the module docstring; a
+    embedded model, else 2048 and off). `instruction_prefixes` (Magpie-Prefill): one more variant per
+    prefix, named "prefix: <text>", at the default system prompt with `instruction_prefix=<text>`; a
+    prefix changes the request itself, so these variants are reported but only the others are
+    recommended from. Returns the JSON-able report of the module docstring; a
     variant the template cannot render (e.g. a system message to a template without a system role)
     carries `error` and is not sampled.
     """
@@ -210,6 +214,9 @@ def probe(
         "seed": seed,
         "chat_template_kwargs": dict(chat_template_kwargs) if chat_template_kwargs else None,
     }
+    if isinstance(instruction_prefixes, str) or not all(isinstance(p, str) and p for p in instruction_prefixes):
+        raise ValueError(f"instruction_prefixes must be a list of non-empty strings, got {instruction_prefixes!r}")
+    variants = {**variants, **{f"prefix: {p}": {"instruction_prefix": p} for p in instruction_prefixes}}
     chosen = {name: _variant_options(name, value) for name, value in variants.items()}  # checked before loading
     tokenizer = ModelSpec(model, engine, engine_options or {}).load().tokenizer
     report: dict[str, Any] = {"model": None, "family": None, "samples": samples, "settings": settings,
@@ -252,8 +259,10 @@ def probe(
     if not sampled:
         errors = "; ".join(f"{name}: {v['error']}" for name, v in report["variants"].items())
         raise TemplateError(f"probe could not sample any variant ({errors})")
+    # a prefix steers the topic, not the template: recommend from the other variants where there are any
+    candidates = [n for n in sampled if not chosen[n].get("instruction_prefix")] or sampled
     # max keeps the first of equals, so ties go to the earlier variant
-    best = max(sampled, key=lambda n: (report["variants"][n]["score"],
+    best = max(candidates, key=lambda n: (report["variants"][n]["score"],
                                        report["variants"][n]["metrics"]["distinct_first_word_share"]))
     score = report["variants"][best]["score"]
     report["recommendation"] = {

@@ -35,6 +35,7 @@ GEN_INPUT_CONFIGS = {
     "input_generator": Value("string"),
     "seed": Value("int64"),
     "pre_query_template": Value("string"),
+    "instruction_prefix": Value("string"),  # Magpie-Prefill: the text the user turn was started with; ours
 }
 
 GEN_RESPONSE_CONFIGS = {

@@ -31,7 +31,7 @@ from ..schema import (
 from ..templates import first_token_bias_ids, magpie_template, template_kwargs_record
 from ..version import versioned
 from .answering import answer_instructions
-from .rows import assign_decoding, row_seed
+from .rows import assign_decoding, assign_prefix, row_seed
 from .columns import require_reads
 from .texts import clean_instruction, markup_tokens, text_issue, tidy_instruction  # noqa: F401 (re-exported)
 from .entry import CHAT, Chart, RESPONDER, Stage
@@ -75,6 +75,7 @@ def add_magpie_instructions(
     decoding_mix: Sequence[Mapping[str, float]] | None = None,
     first_token_bias: Mapping[str | int, float] | None = None,
     first_token_temperature: float | None = None,
+    instruction_prefix: str | Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, list]:
     """Step 1: sample one user instruction per row from the pre-query template alone.
 
@@ -167,6 +168,15 @@ def add_magpie_instructions(
             token only (needs `temperature > 0`); None: the first token is sampled like the rest. The release's
             "flaming tokens" is `first_token_temperature=1.2 * temperature`. Recorded in
             `instruction_options.first_token_temperature`.
+        instruction_prefix (`str` or `list[dict]`, *optional*, defaults to `None`): Magpie-Prefill (KodCode,
+            arXiv 2503.02951, its coding-question synthesis): the user turn is started with this text after
+            the pre-query template (its own spacing: the text follows the user-turn opening directly) and the
+            model completes the request, so the topic is steered by the request itself, not by a system
+            prompt's persona. The `instruction` column holds prefix plus completion (`instruction_issue` is
+            "empty" where the model added nothing). A list such as `[{"prefix": "Write a Python function
+            that", "weight": 3}, {"prefix": "Implement a class that", "weight": 1}]`: each row draws one prefix
+            by weight from (`seed`, its `uuid`) (`rows.assign_prefix`); a missing weight is 1. None: no
+            prefix. Recorded in `gen_input_configs.instruction_prefix` (null without one).
 
     >>> batch = {"uuid": ["a2639ae2-f300-5e4b-8490-5103f59a5891"]}
     >>> add_magpie_instructions(batch, max_tokens=32)["instruction"]  # doctest: +SKIP
@@ -174,9 +184,10 @@ def add_magpie_instructions(
     """
     batch = require_reads(batch, "add_magpie_instructions")
     rows = batch_size_of(batch)
+    placeholders = list(batch["uuid"])
+    prefixes = assign_prefix(placeholders, instruction_prefix, seed)  # a bad mix fails before the model loads
     llm = ModelSpec(model, engine, engine_options or {}).load()
     template = magpie_template(llm.tokenizer, system_prompt=system_prompt, chat_template_kwargs=chat_template_kwargs)
-    placeholders = list(batch["uuid"])
     if first_token_bias is not None and not isinstance(first_token_bias, Mapping):
         raise ValueError(f"first_token_bias must be a {{token text or id: bias}} dict, {{}} (off) or None (preset), got {first_token_bias!r}")
     bias = first_token_bias_ids(
@@ -198,30 +209,33 @@ def add_magpie_instructions(
             first_token_bias=tuple((token_id, value) for _, token_id, value in bias),
             first_token_temperature=first_token_temperature,
         )
-        outputs = llm.generate([template.pre_query] * len(group), sampling, seeds=[seeds[i] for i in group])
+        prompts = [template.pre_query + prefixes[i] for i in group]
+        outputs = llm.generate(prompts, sampling, seeds=[seeds[i] for i in group])
         for i, (completion,) in zip(group, outputs):
             completions[i] = completion
     markup = markup_tokens(llm.tokenizer, template.stop)
 
     instructions, issues, rules = [], [], []
-    for filled in completions:
+    for filled, prefix in zip(completions, prefixes):
         if filled is None:  # every row is in one configuration's engine call
             raise RuntimeError("a row got no completion from the engine")
         completion = filled
         text, cut, rule = tidy_instruction(
-            completion.text, early_stop=early_stop, sanitize=sanitize, family=template.family
+            prefix + completion.text, early_stop=early_stop, sanitize=sanitize, family=template.family
         )
         instructions.append(text)
-        issues.append(text_issue(text, "stop" if cut else completion.finish_reason, markup))
+        # a prefix the model did not continue is no instruction
+        issue = "empty" if prefix and not completion.text.strip() else None
+        issues.append(issue or text_issue(text, "stop" if cut else completion.finish_reason, markup))
         rules.append(rule)
 
     used = engine_record(llm)
     configs = [
         record(
             GEN_INPUT_CONFIGS, temperature=t, top_p=p, input_generator=used["model"], seed=seed,
-            pre_query_template=template.pre_query,
+            pre_query_template=template.pre_query, instruction_prefix=prefix or None,
         )
-        for t, p in decodings
+        for (t, p), prefix in zip(decodings, prefixes)
     ]
     options = record(
         INSTRUCTION_OPTIONS, max_tokens=max_tokens, early_stop=early_stop, sanitize=sanitize,

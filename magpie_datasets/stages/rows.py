@@ -112,6 +112,49 @@ def assign_decoding(
     return [configs[i][0] for i in drawn]
 
 
+def prefix_configs(instruction_prefix: str | Sequence[Mapping[str, object]]) -> list[tuple[str, float]]:
+    """A checked instruction-prefix mix: (prefix, weight) per entry; a string is one prefix for every
+    row, a missing weight is 1.
+
+    >>> prefix_configs("Write a Python function that")
+    [('Write a Python function that', 1.0)]
+    >>> prefix_configs([{"prefix": "Write a Python function that", "weight": 3}, {"prefix": "Implement a class"}])
+    [('Write a Python function that', 3.0), ('Implement a class', 1.0)]
+    """
+    if isinstance(instruction_prefix, str):
+        return [(instruction_prefix, 1.0)]
+    example = '[{"prefix": "Write a Python function that", "weight": 3}, {"prefix": "Implement a class", "weight": 1}]'
+    mix = instruction_prefix
+    if isinstance(mix, (bytes, Mapping)) or not isinstance(mix, Sequence) or not mix:
+        raise ValueError(f"instruction_prefix must be a string or a non-empty list of {{prefix, weight}} dicts, e.g. {example}; got {mix!r}")
+    configs = []
+    for i, entry in enumerate(mix):
+        if not isinstance(entry, Mapping) or set(entry) - {"prefix", "weight"} or not isinstance(entry.get("prefix"), str):
+            raise ValueError(f"instruction_prefix[{i}] must be a dict with a string `prefix` and an optional `weight`, got {entry!r}")
+        weight = _number(entry.get("weight", 1.0), f"instruction_prefix[{i}] weight must be a number {{bound}}, got {{value!r}}", 0.0)
+        configs.append((str(entry["prefix"]), weight))
+    if len({c for c, _ in configs}) != len(configs):
+        raise ValueError(f"instruction_prefix lists a prefix twice: give each once, with its weight; got {mix!r}")
+    if sum(w for _, w in configs) <= 0:
+        raise ValueError(f"instruction_prefix weights must not all be zero: {mix!r}")
+    return configs
+
+
+def assign_prefix(
+    row_ids: Sequence[str], instruction_prefix: str | Sequence[Mapping[str, object]] | None, seed: int = 0
+) -> list[str]:
+    """The prefix each row's instruction starts with ("" without one), reproducibly from (seed, row id).
+
+    >>> assign_prefix(["a", "b"], "Write a Python function that"), assign_prefix(["a"], None)
+    (['Write a Python function that', 'Write a Python function that'], [''])
+    """
+    if instruction_prefix is None:
+        return [""] * len(row_ids)
+    configs = prefix_configs(instruction_prefix)
+    drawn = weighted_draw(row_ids, [w for _, w in configs], seed, salt="prefix")
+    return [configs[i][0] for i in drawn]
+
+
 def row_keys(batch: Mapping[str, list]) -> list[str]:
     """What identifies each row for its seed: `uuid`, else the instruction text."""
     return [str(k) for k in (batch["uuid"] if "uuid" in batch else batch["instruction"])]
