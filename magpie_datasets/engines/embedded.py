@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 EMBEDDED_CHAT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the name rows record
 EMBEDDED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -128,11 +128,11 @@ def _remove_stale_temp_dirs(parent: Path, prefix: str, older_than_s: float = 360
             pass
 
 
-def _convert_gguf(gguf: Path, out: Path, digest: str) -> None:
+def _save_dequantized_gguf_model(gguf: Path, out: Path, name: str) -> None:
+    """Save the GGUF's model in `out` as plain float32 safetensors whose config names `name`."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are dequantized in memory; forget the GGUF quantizer so they save as plain
     # safetensors that transformers and vLLM both load.
@@ -140,9 +140,8 @@ def _convert_gguf(gguf: Path, out: Path, digest: str) -> None:
     model.is_quantized = False  # type: ignore[assignment]  # likewise (mypy falls back to nn.Module.__getattr__)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.config._name_or_path = EMBEDDED_CHAT_MODEL
+    model.config._name_or_path = name
     model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
     model.generation_config.save_pretrained(out)
 
     config_path = out / "config.json"
@@ -151,16 +150,27 @@ def _convert_gguf(gguf: Path, out: Path, digest: str) -> None:
     config.pop("_model_name_or_path", None)  # the GGUF's internal name, not a loadable id
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
-    # GPT2Tokenizer is what the Hub's SmolLM2 names (same encodings as the generic backend,
-    # loads in older transformers and in vLLM); the chat template also goes into
-    # tokenizer_config.json for transformers versions that do not read chat_template.jinja.
+
+def _save_tokenizer(tokenizer: Any, out: Path, **settings: Any) -> None:
+    """Save `tokenizer` in `out`, its tokenizer_config.json without load-time flags and with `settings` set."""
+    tokenizer.save_pretrained(out)
     tok_path = out / "tokenizer_config.json"
     tok_config = json.loads(tok_path.read_text())
     for key in ("is_local", "local_files_only"):  # load-time flags, not tokenizer settings
         tok_config.pop(key, None)
-    tok_config["tokenizer_class"] = "GPT2Tokenizer"
-    tok_config["chat_template"] = tokenizer.chat_template
+    tok_config.update(settings)
     tok_path.write_text(json.dumps(tok_config, indent=2, sort_keys=True) + "\n")
+
+
+def _convert_gguf(gguf: Path, out: Path, digest: str) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    _save_dequantized_gguf_model(gguf, out, EMBEDDED_CHAT_MODEL)
+    # GPT2Tokenizer is what the Hub's SmolLM2 names (same encodings as the generic backend,
+    # loads in older transformers and in vLLM); the chat template also goes into
+    # tokenizer_config.json for transformers versions that do not read chat_template.jinja.
+    _save_tokenizer(tokenizer, out, tokenizer_class="GPT2Tokenizer", chat_template=tokenizer.chat_template)
     (out / "chat_template.jinja").write_text(tokenizer.chat_template)
     (out / "magpie_source.json").write_text(
         json.dumps({"model": EMBEDDED_CHAT_MODEL, "gguf": gguf.name, "sha256": digest}, indent=2) + "\n"
@@ -220,32 +230,12 @@ def gemma_base_dir() -> str:
 
 
 def _convert_gemma_gguf(gguf: Path, out: Path, digest: str) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     # Gemma needs <bos> in front: the upstream tokenizer adds it, the GGUF's metadata says not to.
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, add_bos_token=True)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # dequantized in memory: save plain safetensors (see _convert_gguf)
-    model.hf_quantizer = None  # type: ignore[assignment]  # transformers sets it at load, undeclared on the model class
-    model.is_quantized = False  # type: ignore[assignment]  # likewise (mypy falls back to nn.Module.__getattr__)
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.config._name_or_path = EMBEDDED_BASE_MODEL
-    model.save_pretrained(out, safe_serialization=True)
-    model.generation_config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-    config_path = out / "config.json"
-    config = json.loads(config_path.read_text())
-    config.pop("quantization_config", None)
-    config.pop("_model_name_or_path", None)
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tok_path = out / "tokenizer_config.json"
-    tok_config = json.loads(tok_path.read_text())
-    for key in ("is_local", "local_files_only"):  # load-time flags, not tokenizer settings
-        tok_config.pop(key, None)
-    tok_path.write_text(json.dumps(tok_config, indent=2, sort_keys=True) + "\n")
+    _save_dequantized_gguf_model(gguf, out, EMBEDDED_BASE_MODEL)
+    _save_tokenizer(tokenizer, out)
     (out / "magpie_source.json").write_text(
         json.dumps({"model": EMBEDDED_BASE_MODEL, "gguf": gguf.name, "sha256": digest}, indent=2) + "\n"
     )
