@@ -16,6 +16,7 @@ from .engines.embedded import EMBEDDED_CHAT_MODEL
 from .publish.hub import push_to_hub, save_for_hub
 from .runners.checkpoint import run_resumable
 from .runners.preflight import preflight
+from .runners.responders import compare_responders
 from .stages import filters
 from .stages.contamination import contamination, contamination_summary
 from .stages.control import add_controlled_instructions, assign_system_prompts
@@ -53,6 +54,7 @@ __all__ = [
     "apply_recipe",
     "assign_system_prompts",
     "chat_prompt",
+    "compare_responders",
     "contamination",
     "contamination_summary",
     "dedup",

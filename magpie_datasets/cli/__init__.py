@@ -7,6 +7,7 @@ import os
 
 from .analyze import add_analyze_parser, cmd_analyze
 from .build import add_build_parser, cmd_build, overrides_from_args
+from .compare_responders import add_compare_responders_parser, cmd_compare_responders
 from .generate import (
     EMBEDDED_DEFAULTS,
     PAPER_DEFAULTS,
@@ -18,7 +19,7 @@ from .generate import (
 from .probe import add_probe_parser, cmd_probe
 from .template import add_template_parser, cmd_template
 
-# One module a command: `template`, `generate`, `probe`, `build`, `analyze`, each with its
+# One module a command: `template`, `generate`, `probe`, `build`, `analyze`, `compare-responders`, each with its
 # `add_<command>_parser` and `cmd_<command>`; here the parser of them all and `main`.
 __all__ = [
     "EMBEDDED_DEFAULTS",
@@ -27,6 +28,7 @@ __all__ = [
     "build_parser",
     "cmd_analyze",
     "cmd_build",
+    "cmd_compare_responders",
     "cmd_generate",
     "cmd_probe",
     "cmd_template",
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_probe_parser(sub)
     add_build_parser(sub)
     add_analyze_parser(sub)
+    add_compare_responders_parser(sub)
     return parser
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from .report_output import print_report
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -15,11 +16,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report = probe(args.model, engine=args.engine, engine_options=engine_options, samples=args.samples,
                    max_tokens=args.max_tokens, early_stop=args.early_stop, temperature=args.temperature,
                    top_p=args.top_p, seed=args.seed, instruction_prefixes=args.instruction_prefix)
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    print(text if args.json else format_report(report))
+    print_report(report, format_report(report), args.json, args.output)
     return 0
 
 

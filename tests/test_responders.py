@@ -1,0 +1,99 @@
+"""compare_responders: candidate step-2 models ranked by compatibility-adjusted reward (arXiv 2411.07133),
+on tiny models made here (the real classes, the real loading code) where the answer is known."""
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from magpie_datasets.cli import main
+from magpie_datasets.runners.responders import (
+    answer_loss,
+    car,
+    compare_responders,
+    format_table,
+    recommend,
+    responder_spec,
+)
+from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer, save_tiny_model
+
+QUESTIONS = ["What is 2+2?", "Name a colour.", "Say hi.", "Count to three.", "", "Why is the sky blue?"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    def saved(kind, seed):
+        directory = tmp_path_factory.mktemp(f"tiny-{kind}-{seed}")
+        return save_tiny_model(directory, byte_tokenizer(CHATML, CHATML_SPECIALS, name=str(directory)), kind, seed=seed)
+
+    return {"a": saved("causal", 1), "b": saved("causal", 2), "reward": saved("reward", 3)}
+
+
+def test_car_is_the_mean_reward_discounted_by_the_base_models_loss():
+    assert car(2.0, 0.5, beta=2.0) == 1.0 and car(3.0, 0.0) == 3.0
+    equal_rewards = [{"responder": "likely", "car": car(1.0, 0.4), "mean_reward": 1.0, "mean_base_loss": 0.4},
+                     {"responder": "unlikely", "car": car(1.0, 0.9), "mean_reward": 1.0, "mean_base_loss": 0.9}]
+    assert recommend(equal_rewards)["responder"] == "likely"  # equal rewards: the lower loss wins
+    equal_losses = [{"responder": "plain", "car": car(1.0, 0.5), "mean_reward": 1.0, "mean_base_loss": 0.5},
+                    {"responder": "better", "car": car(1.5, 0.5), "mean_reward": 1.5, "mean_base_loss": 0.5}]
+    assert recommend(equal_losses)["responder"] == "better"  # equal losses: the higher reward wins
+    assert recommend(equal_losses)["warning"] is None
+    negative = [{**row, "mean_reward": -1.0, "car": car(-1.0, 0.5)} for row in equal_losses[:1]]
+    assert "CAR assumes positive rewards" in recommend(negative)["warning"]
+
+
+def test_responder_specs_name_themselves_and_bad_ones_say_what_to_give():
+    assert responder_spec(None) == ("HuggingFaceTB/SmolLM2-135M-Instruct", {"model": None})
+    assert responder_spec({"model": "m", "name": "mine", "temperature": 0.7}) == ("mine", {"model": "m", "temperature": 0.7})
+    with pytest.raises(ValueError, match="a responder is a model id or a dict"):
+        responder_spec(3)
+    with pytest.raises(ValueError, match="two or more responders with distinct names"):
+        compare_responders(Dataset.from_dict({"instruction": ["x"]}), ["m", "m"])
+    with pytest.raises(ValueError, match="column 'prompt', which the dataset lacks"):
+        compare_responders(Dataset.from_dict({"instruction": ["x"]}), ["m", "n"], column="prompt")
+
+
+def test_the_base_model_finds_its_own_greedy_answers_likelier_and_they_win(models, tmp_path):
+    """Responder `a` is the base model itself (its greedy answers are the base model's likeliest
+    tokens), `b` another random model: `a`'s answers get the lower loss. The table's CAR is the
+    formula on its own means, and the recommendation is the highest CAR."""
+    ds = Dataset.from_dict({"instruction": QUESTIONS})
+    responders = [{"model": models["a"], "name": "a", "max_tokens": 12}, {"model": models["b"], "name": "b", "max_tokens": 12}]
+    report = compare_responders(ds, responders, base_model=models["a"], reward_model=models["reward"],
+                                sample_size=4, beta=3.0)
+    rows = {r["responder"]: r for r in report["responders"]}
+    assert report["rows"] == 4 and all(r["rows"] == 4 for r in rows.values())  # the empty instruction is left out
+    assert rows["a"]["mean_base_loss"] < rows["b"]["mean_base_loss"]
+    for r in rows.values():
+        assert r["car"] == pytest.approx(r["mean_reward"] / (1 + 3.0 * r["mean_base_loss"]))
+        assert r["completion_tokens"] > 0 and r["seconds"] >= 0 and r["answers_scored"] > 0
+    best = max(rows.values(), key=lambda r: r["car"])
+    assert report["recommendation"]["responder"] == best["responder"]
+    assert "CAR" in format_table(report).splitlines()[1]
+
+    # the same through the command line, from a dataset on disk
+    ds.save_to_disk(str(tmp_path / "ds"))
+    out = tmp_path / "report.json"
+    assert main(["compare-responders", str(tmp_path / "ds"), "--responder", json.dumps(responders[0]),
+                 "--responder", json.dumps(responders[1]), "--base-model", models["a"], "--reward-model",
+                 models["reward"], "--sample-size", "4", "--output", str(out)]) == 0
+    again = {r["responder"]: r for r in json.loads(out.read_text())["responders"]}
+    assert again["a"]["mean_base_loss"] == pytest.approx(rows["a"]["mean_base_loss"])
+    assert again["b"]["mean_reward"] == pytest.approx(rows["b"]["mean_reward"])
+
+
+def test_answer_loss_is_the_mean_negative_log_likelihood_of_the_answer_tokens(models):
+    import torch
+
+    from magpie_datasets.engines.models import ModelSpec
+    from magpie_datasets.templates import chat_prompt
+
+    engine = ModelSpec(models["a"], "transformers", {}).load()
+    tokenizer = engine.tokenizer
+    prompt = tokenizer(chat_prompt(tokenizer, [{"role": "user", "content": "Say hi."}]), add_special_tokens=False).input_ids
+    answer = tokenizer("Hello!", add_special_tokens=False).input_ids
+    with torch.inference_mode():
+        logits = engine.model(input_ids=torch.tensor([prompt + answer])).logits[0].float()
+    expected = -sum(torch.log_softmax(logits[len(prompt) - 1 + k], -1)[t] for k, t in enumerate(answer)) / len(answer)
+    assert answer_loss(engine, "Say hi.", "Hello!") == pytest.approx(float(expected), rel=1e-5)
+    assert answer_loss(engine, "Say hi.", "") is None
