@@ -7,9 +7,10 @@ import pytest
 from datasets import Dataset
 
 from magpie_datasets.cli import main
+from magpie_datasets.analysis import compatibility_adjusted_reward, measurement_path
+from magpie_datasets.analysis.compatibility import car
 from magpie_datasets.runners.responders import (
     answer_loss,
-    car,
     compare_responders,
     format_table,
     recommend,
@@ -40,6 +41,16 @@ def test_car_is_the_mean_reward_discounted_by_the_base_models_loss():
     assert recommend(equal_losses)["warning"] is None
     negative = [{**row, "mean_reward": -1.0, "car": car(-1.0, 0.5)} for row in equal_losses[:1]]
     assert "CAR assumes positive rewards" in recommend(negative)["warning"]
+
+
+def test_the_evaluate_measurement_gives_the_function_s_figures(tmp_path):
+    import evaluate
+
+    measured = evaluate.load(measurement_path("compatibility_adjusted_reward"), cache_dir=str(tmp_path)).compute(
+        rewards=[2.0, 1.0, 3.0], losses=[0.5, 0.5, 1.0], beta=2.0)
+    assert measured == compatibility_adjusted_reward([2.0, 1.0, 3.0], [0.5, 0.5, 1.0], beta=2.0)
+    assert measured["mean_reward"] == 2.0 and measured["mean_base_loss"] == pytest.approx(2 / 3)
+    assert measured["car"] == pytest.approx(2.0 / (1 + 2.0 * 2 / 3))
 
 
 def test_responder_specs_name_themselves_and_bad_ones_say_what_to_give():

@@ -56,6 +56,7 @@ out = {
     "verbs": loaded["root_verbs"].compute(data=texts, top_verbs=1, top_objects=1)["root_verbs"],
     "diversity": loaded["topic_diversity"].compute(data=texts)["sample_size"],
     "coverage": sorted(loaded["coverage"].compute(data=texts, reference_sets={"same": texts})["coverage"]),
+    "car": loaded["compatibility_adjusted_reward"].compute(rewards=[2.0, 1.0], losses=[0.5, 0.5], beta=2.0)["car"],
 }
 print(json.dumps(out))
 """
@@ -155,3 +156,4 @@ def test_installed_wheel_loads_every_measurement_with_evaluate_offline(wheel, tm
     assert result["ablation"]["configurations"][0]["rows"] == 2
     assert result["verbs"] == [{"verb": "write", "count": 3, "objects": [{"noun": "poem", "count": 2}]}]
     assert result["diversity"] == 6 and result["coverage"] == ["same"]
+    assert result["car"] == 0.75  # 1.5 / (1 + 2.0 * 0.5)

@@ -22,14 +22,15 @@ from pathlib import Path
 from ..extras import install_line, installed
 from .ablation import decoding_ablation
 from .coverage import PROJECTIONS, coverage
+from .compatibility import compatibility_adjusted_reward
 from .distributions import label_distribution, length_distribution
 from .diversity import topic_diversity
 from .verbs import PIPELINES, root_verbs
 
 MEASUREMENTS = ("coverage", "topic_diversity", "root_verbs", "decoding_ablation", "label_distribution",
-                "length_distribution")
+                "length_distribution", "compatibility_adjusted_reward")
 
-__all__ = ["MEASUREMENTS", "coverage", "unavailable", "decoding_ablation", "label_distribution", "length_distribution",
+__all__ = ["MEASUREMENTS", "compatibility_adjusted_reward", "coverage", "unavailable", "decoding_ablation", "label_distribution", "length_distribution",
            "measurement_path", "root_verbs", "topic_diversity"]
 
 

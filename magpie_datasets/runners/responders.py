@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 
+from ..analysis.compatibility import DEFAULT_BETA, compatibility_adjusted_reward
 from ..engines import release_engines
 from ..engines.base import generated_tokens
 from ..engines.embedded import EMBEDDED_BASE_MODEL, EMBEDDED_CHAT_MODEL, gemma_base_dir
@@ -43,18 +44,6 @@ from ..engines.models import ModelSpec
 from ..stages.generate import generate_responses
 from ..stages.rewards import DEFAULT_REWARD_MODEL, add_rewards
 from ..templates import chat_prompt
-
-DEFAULT_BETA = 3.0
-
-
-def car(mean_reward: float, mean_loss: float, beta: float = DEFAULT_BETA) -> float:
-    """Compatibility-Adjusted Reward (arXiv 2411.07133): `mean_reward / (1 + beta * mean_loss)`.
-
-    >>> car(2.0, 0.5, beta=2.0), car(2.0, 1.0, beta=2.0)  # same reward: the lower loss wins
-    (1.0, 0.6666666666666666)
-    """
-    return mean_reward / (1.0 + beta * mean_loss)
-
 
 def responder_spec(spec: Any) -> tuple[str, dict[str, Any]]:
     """(name, `generate_responses` keywords) of one responder: a model id (None: the embedded
@@ -98,11 +87,6 @@ def answer_loss(engine: Any, instruction: str, answer: str) -> float | None:
         logits = engine.model(input_ids=ids, logits_to_keep=len(answer_ids) + 1).logits[0, :-1].float()
     targets = torch.tensor(answer_ids, device=device).unsqueeze(-1)
     return float(-torch.log_softmax(logits, dim=-1).gather(-1, targets).mean())
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
 
 
 def compare_responders(
@@ -182,16 +166,16 @@ def compare_responders(
 
     table = []
     for name, options in specs:
-        mean_reward, mean_loss = _mean(rewards[name]), _mean(losses[name])
+        measured = compatibility_adjusted_reward(rewards[name], losses[name], beta)
         table.append({
             "responder": name,
             "model": options.get("model") or EMBEDDED_CHAT_MODEL,
             "settings": {k: v for k, v in options.items() if k != "model"},
-            "rows": len(questions),
-            "answers_scored": sum(r is not None and loss is not None for r, loss in zip(rewards[name], losses[name])),
-            "mean_reward": mean_reward,
-            "mean_base_loss": mean_loss,
-            "car": None if mean_reward is None or mean_loss is None else car(mean_reward, mean_loss, beta),
+            "rows": measured["rows"],
+            "answers_scored": measured["scored"],
+            "mean_reward": measured["mean_reward"],
+            "mean_base_loss": measured["mean_base_loss"],
+            "car": measured["car"],
             **figures[name],
         })
     return {
