@@ -6,20 +6,13 @@
                         "car": ..., "rows": 64, "completion_tokens": ..., "seconds": ...}, ...],
         "recommendation": {"responder": ..., "car": ..., "reason": "..."}, "beta": 3.0, ...}
 
-Xu et al., "Stronger Models are Not Always Stronger Teachers for Instruction Tuning" (arXiv
-2411.07133, NAACL 2025) found that a bigger, stronger response generator often teaches a given base
-model less well, and that reward alone does not predict it: it ignores how compatible the answers
-are with the model being fine-tuned. Their Compatibility-Adjusted Reward discounts a generator's
-mean reward by the base model's loss on its answers:
-
-    CAR = r / (1 + beta * L)
-
-r: the mean reward-model score of the generator's answers; L: the base model's mean loss on them
-(here: each answer's mean negative log-likelihood per token, given its instruction in the base
-model's own chat format, or the instruction and a blank line where it has no chat template; then
-the mean over answers). The paper's value of beta is not in the sources this project could read;
-`beta` defaults to 3.0, set it yourself. CAR assumes positive rewards: with a mean reward <= 0 a
-higher loss would raise it, and the report says so.
+Xu et al. (arXiv 2411.07133, NAACL 2025) found that a bigger, stronger response generator often
+teaches a given base model less well, and that reward alone does not predict it. CAR
+(`analysis.compatibility`) discounts a generator's mean reward r by the base model's loss L on its
+answers, `r / (1 + beta * L)`; here L is the mean over answers of each answer's mean negative
+log-likelihood per token, given its instruction in the base model's own chat format (the
+instruction and a blank line where it has no chat template). CAR assumes positive rewards: with a
+mean reward <= 0 a higher loss would raise it, and the report says so.
 
 Every responder answers the same sample of instructions through the normal step 2
 (`generate_responses`, any engine), all of them first (each one's engine released before the next
@@ -44,6 +37,7 @@ from ..engines.models import ModelSpec
 from ..stages.generate import generate_responses
 from ..stages.rewards import DEFAULT_REWARD_MODEL, add_rewards
 from ..templates import chat_prompt
+
 
 def responder_spec(spec: Any) -> tuple[str, dict[str, Any]]:
     """(name, `generate_responses` keywords) of one responder: a model id (None: the embedded
