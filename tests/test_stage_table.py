@@ -1,7 +1,6 @@
-"""The stage table is the one list of stages: the package, the recipes and the README agree with it,
-and imports flow one way through the layers."""
+"""The stage table is the one list of stages: the package, the recipes and the README agree with it
+(the import layers are checked in test_import_graph.py)."""
 
-import ast
 import inspect
 from pathlib import Path
 
@@ -70,50 +69,6 @@ def test_missing_column_messages_name_the_writer_from_the_table():
         assert "Run tag_with_llm first" in str(err)
     else:
         raise AssertionError("no error for a missing column")
-
-
-# layer of each part of the package; a module may import only from its own layer or below
-LAYERS = {"version": 0, "extras": 0, "schema": 0, "templates": 0, "engines": 1, "stages": 2, "runners": 3, "publish": 3,
-          "analysis": 3, "recipes": 4, "cli": 5}
-SHARED_STAGE_HELPERS = {"table", "entry", "columns", "rows", "texts", "answering", "sanitize"}
-
-
-def _imports(path: Path):
-    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = package.split(".")[: len(package.split(".")) - node.level + 1]
-            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            yield target, [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("magpie_datasets"):
-            yield node.module, [a.name for a in node.names]
-
-
-def _part(dotted: str) -> str | None:
-    parts = dotted.split(".")
-    return parts[1] if len(parts) > 1 else None
-
-
-def test_imports_flow_one_way():
-    wrong = []
-    for path in PACKAGE.rglob("*.py"):
-        here = _part(".".join(path.relative_to(ROOT).with_suffix("").parts))
-        if here in (None, "__init__"):
-            continue
-        for target, names in _imports(path):
-            there = _part(target)
-            if there is None:  # `from .. import x`: x is the part
-                there = names[0]
-            if LAYERS.get(there, 0) > LAYERS[here]:
-                wrong.append(f"{path.relative_to(ROOT)} imports {target}")
-            # the table collects the stage modules; any other stage uses another only through shared helpers
-            if here == there == "stages" and path.parent.name == "stages" and path.stem not in ("table", "__init__"):
-                sibling = target.split(".")[2] if len(target.split(".")) > 2 else names[0]
-                public = set(magpie.__all__)
-                if sibling not in SHARED_STAGE_HELPERS and not set(names) <= public and sibling != path.stem:
-                    wrong.append(f"{path.relative_to(ROOT)} imports {target}: {names} (another stage's internals)")
-    assert wrong == []
 
 
 def test_every_stage_documents_every_option():
