@@ -64,6 +64,15 @@ def _number(value, what: str, low: float, high: float | None = None) -> float:
     return float(value)
 
 
+def _distinct_weighted(configs: list, option: str, item: str, mix: object) -> list:
+    """`configs` ((value, weight) pairs of a weighted mix), checked: no value twice, not every weight zero."""
+    if len({c for c, _ in configs}) != len(configs):
+        raise ValueError(f"{option} lists {item} twice: give each once, with its weight; got {mix!r}")
+    if sum(w for _, w in configs) <= 0:
+        raise ValueError(f"{option} weights must not all be zero: {mix!r}")
+    return configs
+
+
 def decoding_configs(
     mix: Sequence[Mapping[str, float]], temperature: float = 1.0, top_p: float = 1.0
 ) -> list[tuple[tuple[float, float], float]]:
@@ -88,11 +97,7 @@ def decoding_configs(
             raise ValueError(f"decoding_mix[{i}] top_p must be > 0 (it keeps no token at 0), got {p!r}")
         w = _number(entry.get("weight", 1.0), f"decoding_mix[{i}] weight must be a number {{bound}}, got {{value!r}}", 0.0)
         configs.append(((t, p), w))
-    if len({c for c, _ in configs}) != len(configs):
-        raise ValueError(f"decoding_mix lists a (temperature, top_p) pair twice: give each pair once, with its weight; got {mix!r}")
-    if sum(w for _, w in configs) <= 0:
-        raise ValueError(f"decoding_mix weights must not all be zero: {mix!r}")
-    return configs
+    return _distinct_weighted(configs, "decoding_mix", "a (temperature, top_p) pair", mix)
 
 
 def assign_decoding(
@@ -133,11 +138,7 @@ def prefix_configs(instruction_prefix: str | Sequence[Mapping[str, object]]) -> 
             raise ValueError(f"instruction_prefix[{i}] must be a dict with a string `prefix` and an optional `weight`, got {entry!r}")
         weight = _number(entry.get("weight", 1.0), f"instruction_prefix[{i}] weight must be a number {{bound}}, got {{value!r}}", 0.0)
         configs.append((str(entry["prefix"]), weight))
-    if len({c for c, _ in configs}) != len(configs):
-        raise ValueError(f"instruction_prefix lists a prefix twice: give each once, with its weight; got {mix!r}")
-    if sum(w for _, w in configs) <= 0:
-        raise ValueError(f"instruction_prefix weights must not all be zero: {mix!r}")
-    return configs
+    return _distinct_weighted(configs, "instruction_prefix", "a prefix", mix)
 
 
 def assign_prefix(
