@@ -53,18 +53,22 @@ def where(batch):
     return {"node": [node] * len(batch["x"]), "pid": [os.getpid()] * len(batch["x"])}
 
 
+def _exit_the_first_time(marker):
+    """Exit this process at once (a crashed worker) unless `marker` exists; it records the pid, so
+    the retry and the single-process run go on normally."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os._exit(1)
+
+
 def dies_once(batch, marker, at):
-    """`where`, but the first process to reach row `at` exits at once (a crashed worker);
-    `marker` records its pid, so the retry and the single-process run go on normally."""
+    """`where`, but the first process to reach row `at` exits at once (`_exit_the_first_time`)."""
     if at in batch["x"]:
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            os._exit(1)
+        _exit_the_first_time(marker)
     return where(batch)
 
 
@@ -116,14 +120,9 @@ def test_one_actor_per_node_by_default_and_a_crashed_worker_is_retried(two_nodes
 
 def kills_its_replica_once(batch, marker):
     """Nothing, but the first process to reach it exits at once (a replica killed mid-run, its
-    engine loaded and its batch's steps 1 and 2 done); `marker` records its pid."""
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return {}
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    os._exit(1)
+    engine loaded and its batch's steps 1 and 2 done)."""
+    _exit_the_first_time(marker)
+    return {}
 
 
 def test_two_engine_replicas_give_the_rows_of_one_process_and_survive_one_killed(two_nodes, tmp_path):
