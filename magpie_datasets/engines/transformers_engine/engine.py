@@ -187,9 +187,9 @@ class TransformersEngine:
     def _attach_matchers_locked(self, rows: list[_Row], schema: str, stop_ids: set[int]) -> None:
         key = tuple(sorted(stop_ids))
         if self._ll_key != key:  # the grammar ends on the same tokens as the text
-            if not isinstance(self.tokenizer, PreTrainedTokenizerFast):  # llguidance.hf raises the same
-                raise ValueError("Only fast tokenizers are supported")
-            self._ll_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
+            # llguidance.hf checks the tokenizer itself: a slow one raises "Only fast tokenizers are supported"
+            tokenizer = cast(PreTrainedTokenizerFast, self.tokenizer)
+            self._ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=self.vocab_size, eos_token=list(key))
             self._ll_key = key
             self._ll_executor = llguidance.LLExecutor()
         # one fixed layout (no free whitespace): a weak model cannot pad the answer with blank lines
