@@ -41,7 +41,7 @@ from ..base import (
 )
 from ..shared_loop import Call, SharedLoop
 from .device import _free_memory_bytes, _one_thread_if_forked, _resolve_dtype
-from .kv_cache import _Batch, _Row, _slot_cache, _SlotLayer
+from .kv_cache import _Batch, _Row, _slot_cache, _SlotLayer, prefill_chunks
 from .sampling import apply_first_token_bias, apply_repetition_penalty, pick_tokens
 
 _PREFILL_TOKENS = 16384  # most prompt tokens (padding included) in one prefill forward pass
@@ -269,15 +269,17 @@ class TransformersEngine:
         first_rows: dict[tuple[int, ...], _Row] = {}
         for row in rows:
             first_rows.setdefault(tuple(row.prompt_ids), row)
-        order = {ids: i for i, ids in enumerate(first_rows)}
         unique = [row.prompt_ids for row in first_rows.values()]
-        # bound the tokens of one forward pass (activation memory); slot caches can be stacked
-        chunk = max(1, _PREFILL_TOKENS // max(len(ids) for ids in unique)) if slots else len(unique)
+        # bound the tokens (activation memory) and the padding of one forward pass; slot caches can
+        # be stacked, other caches take every prompt in one pass
+        lengths = [len(ids) for ids in unique]
+        chunks = prefill_chunks(lengths, _PREFILL_TOKENS) if slots else [list(range(len(unique)))]
+        order = {tuple(unique[i]): n for n, i in enumerate(i for chunk in chunks for i in chunk)}
         cache: DynamicCache | None = None
         logits: list[torch.Tensor] = []
         width = 0
-        for first in range(0, len(unique), chunk):
-            part = unique[first : first + chunk]
+        for chunk in chunks:
+            part = [unique[i] for i in chunk]
             part_cache, part_logits = self._forward_prompts(part, slots)
             width = max(width, max(len(ids) for ids in part))
             logits.append(part_logits)
