@@ -91,7 +91,7 @@ def test_crash_resumes_from_the_missing_batches_only(tmp_path):
     crash_at[:] = []
     calls.clear()
     out = run_resumable(ds, steps, tmp_path / "ck", batch_size=5)
-    assert calls == [10, 15, 20]  # only the batches that were not finished
+    assert sorted(calls) == [10, 15, 20]  # only the batches that were not finished (in flight at once: any order)
     assert out["x"] == list(range(23))
     assert out["y"] == [x * x for x in range(23)]
     assert out["z"] == [-x for x in range(23)]

@@ -1,4 +1,4 @@
-"""engines/shared_loop.py: calls from many threads meet in one engine loop, driven by one caller."""
+"""engines/shared_loop.py: calls from many threads meet in one engine loop, driven by the loop's own thread."""
 
 from __future__ import annotations
 
@@ -51,7 +51,28 @@ def test_calls_from_many_threads_share_the_engines_steps_and_each_gets_its_resul
     # calls ran together: the steps were far fewer than the calls' tokens one after another
     assert len(engine.steps) < sum(10 + k for k in range(6)) // 2
     assert max(len(s) for s in engine.steps) > 1
-    assert engine.drivers <= {f"caller-{k}" for k in range(6)}  # a caller drove it: no thread of its own
+    assert engine.drivers == {"magpie-engine-loop"}  # the loop's own thread drove it, never a caller
+
+
+def test_a_caller_returns_when_its_own_call_is_done_while_the_loop_runs_on():
+    """The first caller's short call must not wait for a long call that joined it: its batch can
+    go on to its next step meanwhile (a caller that drove the loop itself could not)."""
+    loop, engine, finished = SharedLoop(), StepEngine(per_step=0.005), []
+
+    def caller(length):
+        loop.run(Call(length), engine.drive)
+        finished.append((length, len(engine.steps)))
+
+    short = threading.Thread(target=caller, args=(3,))
+    short.start()
+    while not engine.steps:  # the short call is running: the long one joins it
+        time.sleep(0.001)
+    long = threading.Thread(target=caller, args=(60,))
+    long.start()
+    short.join()
+    long.join()
+    assert [length for length, _ in finished] == [3, 60]
+    assert finished[0][1] <= 5  # the short caller was back after its own 3 steps, not after 60
 
 
 def test_a_call_of_another_group_waits_for_the_running_group_to_drain():

@@ -1,11 +1,12 @@
 """One engine, many calling threads: a call that arrives while the engine runs joins the run.
 
 A stage's `engine.generate(...)` blocks its thread until its prompts are done. When a runner
-keeps several checkpoint batches in flight (one thread each), their calls meet here: the first
-caller drives the engine's loop, and every call that arrives meanwhile is handed to that loop
-between two decoding steps. The engine's batch refills as rows finish, instead of waiting for
-the slowest row of each call (continuous batching across calls, as vLLM's own server does).
-There is no thread of our own: the loop runs in whichever caller found the engine idle.
+keeps several checkpoint batches in flight (one thread each), their calls meet here: one thread
+of the loop's own drives the engine while there is work, and every call that arrives meanwhile is
+handed to it between two decoding steps. The engine's batch refills as rows finish, instead of
+waiting for the slowest row of each call (continuous batching across calls, as vLLM's own server
+does). Each caller returns as soon as its own call is done: were the loop run by one of the
+callers, that caller's batch could not go on to its next step until the engine fell idle.
 
     loop = SharedLoop()
     loop.run(Call(payload), drive)   # drive(loop): while work: loop.take() new calls, step, loop.finish(call)
@@ -42,38 +43,50 @@ class SharedLoop:
         self._cond = threading.Condition()
         self._pending: list[Call] = []
         self._taken: list[Call] = []
-        self._running = False
+        self._driver: threading.Thread | None = None
+        self._took = False  # whether the running drive() has taken a call (one that takes none would spin)
 
     def run(self, call: Call, drive: Callable[["SharedLoop"], None]) -> Any:
-        """Queue `call` and return its result: the engine runs `drive(self)` in this thread when
-        no other caller is driving it, else this thread waits for the driver to finish the call."""
+        """Queue `call` and return its result once the engine loop (`drive(self)`, run by the loop's
+        own thread, started when a call finds none running) has finished it."""
         with self._cond:
             self._pending.append(call)
-            while self._running and not call.done:
-                self._cond.wait()
-            lead = not call.done
-            if lead:
-                self._running = True
-        if lead:
+            if self._driver is None:
+                self._driver = threading.Thread(target=self._drive, args=(drive,), name="magpie-engine-loop",
+                                                daemon=True)  # an interrupted run must not wait for it
+                self._driver.start()
             try:
-                drive(self)
-            except BaseException as error:
-                with self._cond:  # every call the failed loop held fails with it
-                    for held in self._taken:
-                        if not held.done:
-                            held.error, held.done = error, True
-            finally:
-                with self._cond:
-                    self._taken = [c for c in self._taken if not c.done]
-                    self._running = False
-                    self._cond.notify_all()
-        if not call.done:
-            with self._cond:
-                self._pending = [c for c in self._pending if c is not call]
-            raise RuntimeError("the engine's loop ended before this call finished")
+                while not call.done:
+                    self._cond.wait()
+            finally:  # interrupted (Ctrl-C): a call still queued is withdrawn
+                if call in self._pending:
+                    self._pending.remove(call)
         if call.error is not None:
             raise call.error
         return call.result
+
+    def _drive(self, drive: Callable[["SharedLoop"], None]) -> None:
+        """The loop's thread: `drive` until no call is queued. A call the loop took and did not
+        finish fails with the loop's error (or, with none, as forgotten)."""
+        while True:
+            self._took = False
+            error: BaseException | None = None
+            try:
+                drive(self)
+            except BaseException as caught:
+                error = caught
+            with self._cond:
+                stalled = not self._took and self._pending  # drive() returned without taking them
+                for held in self._taken + (self._pending if stalled else []):
+                    held.error = error or RuntimeError("the engine's loop ended before this call finished")
+                    held.done = True
+                self._taken = []
+                if stalled:
+                    self._pending = []
+                self._cond.notify_all()
+                if not self._pending:
+                    self._driver = None
+                    return
 
     def take(self, group: Hashable = None) -> list[Call]:
         """Queued calls to start now, oldest first. `group=None`: with no group running, the oldest
@@ -89,6 +102,7 @@ class SharedLoop:
                 return []
             calls = [c for c in self._pending if c.group == group or group is None]
             self._pending = [c for c in self._pending if c not in calls]
+            self._took = True
             self._taken.extend(calls)
             return calls
 
