@@ -272,8 +272,7 @@ class TransformersEngine:
         unique = [row.prompt_ids for row in first_rows.values()]
         # bound the tokens (activation memory) and the padding of one forward pass; slot caches can
         # be stacked, other caches take every prompt in one pass
-        lengths = [len(ids) for ids in unique]
-        chunks = prefill_chunks(lengths, _PREFILL_TOKENS) if slots else [list(range(len(unique)))]
+        chunks = prefill_chunks([len(ids) for ids in unique], _PREFILL_TOKENS) if slots else [list(range(len(unique)))]
         order = {tuple(unique[i]): n for n, i in enumerate(i for chunk in chunks for i in chunk)}
         cache: DynamicCache | None = None
         logits: list[torch.Tensor] = []
