@@ -126,8 +126,9 @@ def kills_its_replica_once(batch, marker):
 
 
 def test_two_engine_replicas_give_the_rows_of_one_process_and_survive_one_killed(two_nodes, tmp_path):
-    """Two actors, each with its own transformers engine on the embedded model, one killed after
-    its batch's steps 1 and 2: every row once, equal to a single process's."""
+    """Two actors, each with its own transformers engine on the embedded model and two batches in
+    flight (the default on a GPU: their engine calls share the actor's engine loop), one killed
+    after its batch's steps 1 and 2: every row once, equal to a single process's."""
     import torch
 
     from magpie_datasets.stages.generate import (
@@ -144,7 +145,7 @@ def test_two_engine_replicas_give_the_rows_of_one_process_and_survive_one_killed
         (generate_responses, {**options, "max_tokens": 10, "seed": 7}),
         (kills_its_replica_once, {"marker": str(marker)}),
     ]
-    out = run_on_ray(ds, steps, batch_size=2, concurrency=2, num_cpus=1, checkpoint_dir=tmp_path / "ck")
+    out = run_on_ray(ds, steps, batch_size=2, concurrency=2, num_cpus=1, checkpoint_dir=tmp_path / "ck", in_flight=2)
     assert marker.exists()  # a replica really died mid-run
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the actors run with one thread each; keep the arithmetic identical

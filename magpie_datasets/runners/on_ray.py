@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetInfo, Features
 
+from ..engines.base import GPU_ROWS_IN_FLIGHT
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
 from .checkpoint import resume, run_batch
@@ -96,6 +97,15 @@ class StepsActor:
         return out.append_column(BATCH_COLUMN, index) if index is not None else out
 
 
+def actor_in_flight(gpus: float, batch_size: int) -> int:
+    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`).
+
+    >>> actor_in_flight(1.0, 64), actor_in_flight(1.0, 4096), actor_in_flight(0.0, 64)
+    (32, 1, 1)
+    """
+    return max(1, -(-2 * GPU_ROWS_IN_FLIGHT // batch_size)) if gpus else 1
+
+
 def _cluster_resources(tensor_parallel_size: int = 1) -> tuple[int, float, float]:
     """Default (actors, GPUs per actor, CPUs per actor): one actor per GPU group, else per node."""
     import ray
@@ -138,8 +148,10 @@ def run_on_ray(
 
     `in_flight`: batches each actor computes at once (a threaded actor; their engine calls join
     one engine loop, as in `run_resumable`), so an actor's engine is not idle while one batch
-    waits for its slowest row. Default 1: Ray Data hands a starting pool's first actor as many
-    batches as it may hold, so a larger default left the other actors idle on short runs.
+    waits for its slowest row. Default (None): on GPU actors, enough batches for twice the rows
+    one GPU engine decodes at once by default (`GPU_ROWS_IN_FLIGHT`); on CPU actors 1, since Ray
+    Data hands a starting pool's first actor as many batches as it may hold, which left the other
+    actors idle on short runs, and a few dozen rows already fill a CPU engine.
     """
     import ray
 
@@ -161,6 +173,8 @@ def run_on_ray(
         actors, gpus_each, cpus_each = _cluster_resources(_tensor_parallel_size(steps))
         if in_flight is not None and (not isinstance(in_flight, int) or in_flight < 1):
             raise ValueError(f"in_flight must be an integer >= 1 (or None), got {in_flight!r}")
+        if in_flight is None:
+            in_flight = actor_in_flight(gpus_each if num_gpus is None else num_gpus, batch_size)
         streaming: dict[str, Any] = {} if in_flight in (None, 1) else {
             "max_tasks_in_flight_per_actor": in_flight, "max_concurrent_calls_per_actor": in_flight,
             "enable_true_multi_threading": True,

@@ -30,6 +30,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerFast
 
 from ..base import (
+    GPU_ROWS_IN_FLIGHT,
     Completion,
     Occupancy,
     Sampling,
@@ -70,7 +71,7 @@ def _load_model(path: str, dtype: torch.dtype, trust_remote_code: bool, attn_imp
         return load(None)
 
 
-_CPU_BATCH, _GPU_BATCH = 256, 1024  # rows decoding at once by default (vLLM's max_num_seqs on an H100: 1,024)
+_CPU_BATCH, _GPU_BATCH = 256, GPU_ROWS_IN_FLIGHT  # rows decoding at once by default
 
 
 class TransformersEngine:
