@@ -11,11 +11,15 @@ caps unless given) on the same loaded engine.
   vLLM the bare `vllm.LLM.generate` on the requests our engine builds (`VLLMEngine.requests`),
   for transformers one call of its own `generate`. The calls are those the stages made on the
   first path, replayed (the rows are seeded per row, so one call gives the same texts).
+  With `--ceiling bare` (transformers): transformers' own `model.generate` on those prompts.
 - `cli`: `magpie-datasets generate` at its defaults (in this process: the same engine).
 - `run_resumable[B]`: the checkpoint runner at checkpoint batch B (the CLI's runner).
 - `dataset_map`: `Dataset.map(batched=True)` at its default batch of 1,000.
 
-The paths run ceiling, the others, ceiling again (A B ... A), so drift on a shared machine shows.
+The paths run ceiling, the others, ceiling again (A B ... A), so drift on a shared machine shows;
+with `--rounds R` the round (ceiling, the others) runs R times before the last ceiling, and
+`vs_ceiling` gives each path's tokens over its seconds across the rounds, against the ceilings' mean
+(this machine's speed wanders by several per cent between runs of the same work).
 Tokens are the completion tokens the engine generated; `rows_as_dataset_map` counts the rows equal
 to those of the first (recording) `Dataset.map` run: all of them with vLLM; with the transformers
 engine a near-tie between two tokens can go the other way when a batch pads a row differently
@@ -26,6 +30,7 @@ to the mean of the two ceiling runs. Model loading is excluded (a warm-up call f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -44,8 +49,20 @@ def main() -> None:
     parser.add_argument("--max-response-tokens", type=int, default=256)
     parser.add_argument("--checkpoint-sizes", default="16,64,512,4096",
                         help="run_resumable checkpoint batch sizes, comma separated")
+    parser.add_argument("--model", default=None, help="a model folder (default: the embedded model)")
+    parser.add_argument("--ceiling", choices=["engine", "bare"], default="engine",
+                        help='"engine": one call of the engine per step (bare vllm.LLM.generate for vLLM, our own '
+                             'generate for transformers); "bare" (transformers only): transformers\' own '
+                             '`model.generate` over every prompt, in batches of the engine\'s batch_size')
+    parser.add_argument("--ignore-eos", action="store_true",
+                        help="transformers only: no stop token or string ends a row, so every row generates its "
+                             "cap (a randomly initialised model: tokens/s then does not depend on the weights)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every path this many times (ceiling first in each round, once more at the end)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
+    if args.engine == "vllm" and (args.ceiling == "bare" or args.ignore_eos):
+        parser.error("--ceiling bare and --ignore-eos are for --engine transformers")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -57,16 +74,50 @@ def main() -> None:
 
     argv = ["generate", "--engine", args.engine, "--num-rows", str(args.rows),
             "--max-instruction-tokens", str(args.max_instruction_tokens),
-            "--max-response-tokens", str(args.max_response_tokens)]
+            "--max-response-tokens", str(args.max_response_tokens), *(["--model", args.model] if args.model else [])]
     work = Path(tempfile.mkdtemp(prefix="bench-user-path-"))
     steps = cli.generate_steps(cli.build_parser().parse_args([*argv, "--output", str(work / "x")]))
     options = steps[0][1]
     engine = load_engine(options["model"], args.engine, **options["engine_options"])
+    if args.ignore_eos:  # every path runs through this engine object (load_engine caches it)
+        engine.eos_ids, plain = set(), engine.generate
+        engine.generate = lambda prompts, sampling, seeds=None: plain(
+            prompts, dataclasses.replace(sampling, stop=(), stop_token_ids=()), seeds)
     engine.generate(["Hello"], Sampling(max_tokens=4, temperature=0))  # warm-up: loading is not timed
 
     # the calls the stages make, recorded on the first path, replayed as one call per step
     recorded: list[tuple] = []
     generate = engine.generate
+
+    def bare(prompts, sampling) -> int:
+        """transformers' own `generate` on `prompts`, shortest first in batches of the engine's
+        batch_size; returns the completion tokens (up to the first stop id)."""
+        import torch
+
+        from magpie_datasets.engines.base import split_stops
+
+        stops = set() if args.ignore_eos else engine.eos_ids | split_stops(engine.tokenizer, sampling.stop)[0]
+        encoded = engine.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        encoded.sort(key=len)
+        tokens = 0
+        for first in range(0, len(encoded), engine.batch_size):
+            part = encoded[first: first + engine.batch_size]
+            width = max(len(ids) for ids in part)
+            ids = torch.full((len(part), width), engine.pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, row in enumerate(part):
+                ids[i, width - len(row):], mask[i, width - len(row):] = torch.tensor(row), 1
+            sampled = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0} \
+                if sampling.temperature > 0 else {"do_sample": False}
+            with torch.inference_mode():
+                out = engine.model.generate(
+                    input_ids=ids.to(engine.device), attention_mask=mask.to(engine.device),
+                    max_new_tokens=sampling.max_tokens, eos_token_id=sorted(stops) or None, pad_token_id=engine.pad_id,
+                    repetition_penalty=sampling.repetition_penalty, **sampled,
+                    **({"min_new_tokens": sampling.max_tokens} if args.ignore_eos else {}))
+            for row in out[:, width:].tolist():
+                tokens += next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+        return tokens
 
     def recording(prompts, sampling, seeds=None):
         recorded.append((list(prompts), sampling, None if seeds is None else list(seeds)))
@@ -83,7 +134,9 @@ def main() -> None:
             s.extend(seeds or [])
         tokens = 0  # completion tokens, counted as the engines count them
         for sampling, (prompts, seeds) in by_sampling.items():
-            if args.engine == "vllm":
+            if args.ceiling == "bare":
+                tokens += bare(prompts, sampling)
+            elif args.engine == "vllm":
                 requests, params = engine.requests(prompts, sampling, seeds or None)
                 outputs = engine.llm.generate(requests, params, use_tqdm=False)
                 tokens += sum(len(o.token_ids) for out in outputs for o in out.outputs)
@@ -94,8 +147,14 @@ def main() -> None:
 
     results, reference = [], []
 
+    import torch
+
+    cuda = torch.cuda.is_available() and args.engine == "transformers"  # vLLM's GPU is another process's
+
     def timed(name, run):
         before = generated_tokens()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         value = run()
         seconds = time.perf_counter() - start
@@ -106,7 +165,8 @@ def main() -> None:
             assert len(rows) == len(reference), f"{name} made {len(rows)} rows, not {len(reference)}"
             same = sum(a == b for a, b in zip(rows, reference))
         results.append({"path": name, "seconds": round(seconds, 2), "tokens": tokens,
-                        "tok_per_s": round(tokens / seconds, 1), "rows_as_dataset_map": same})
+                        "tok_per_s": round(tokens / seconds, 1), "rows_as_dataset_map": same,
+                        **({"peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)} if cuda else {})})
         print(json.dumps(results[-1]), flush=True)
 
     def through_map():
@@ -128,20 +188,25 @@ def main() -> None:
         assert cli.main([*argv, "--output", str(output), "--no-preflight"]) in (0, None)
         return load_from_disk(str(output))
 
-    timed("ceiling", ceiling)
-    timed("cli", through_cli)
-    for size in [int(s) for s in args.checkpoint_sizes.split(",") if s]:
-        timed(f"run_resumable[{size}]", lambda size=size: run_resumable(
-            empty(args.rows), steps, work / f"ck-{size}", batch_size=size))
-    timed("dataset_map", through_map)
+    for round_ in range(args.rounds):
+        timed("ceiling", ceiling)
+        timed("cli", through_cli)
+        for size in [int(s) for s in args.checkpoint_sizes.split(",") if s]:
+            timed(f"run_resumable[{size}]", lambda size=size: run_resumable(
+                empty(args.rows), steps, work / f"ck-{size}-{round_}", batch_size=size))
+        timed("dataset_map", through_map)
     timed("ceiling", ceiling)
 
     ceilings = [r["tok_per_s"] for r in results if r["path"] == "ceiling"]
     mean = sum(ceilings) / len(ceilings)
     for r in results:
         r["vs_ceiling"] = round(r["tok_per_s"] / mean, 3)
+    paths = dict.fromkeys(r["path"] for r in results)
+    # each path over its rounds: the seconds summed, so the ratio weighs every round alike
+    summary = {p: round(sum(r["tokens"] for r in results if r["path"] == p)
+                        / sum(r["seconds"] for r in results if r["path"] == p) / mean, 3) for p in paths}
     report = {"args": vars(args), "engine": args.engine, "cores": os.cpu_count(), "ceiling_tok_per_s": mean,
-              "ceiling_drift": round(ceilings[-1] / ceilings[0], 3), "results": results}
+              "ceiling_drift": round(ceilings[-1] / ceilings[0], 3), "vs_ceiling": summary, "results": results}
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
