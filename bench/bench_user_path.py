@@ -66,9 +66,11 @@ def main() -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
+    import torch
+
     from magpie_datasets import cli
     from magpie_datasets.engines import load_engine
-    from magpie_datasets.engines.base import Sampling, generated_tokens
+    from magpie_datasets.engines.base import Sampling, generated_tokens, split_stops
     from magpie_datasets.runners.checkpoint import run_resumable
     from magpie_datasets.stages.generate import empty
 
@@ -92,10 +94,6 @@ def main() -> None:
     def bare(prompts, sampling) -> int:
         """transformers' own `generate` on `prompts`, shortest first in batches of the engine's
         batch_size; returns the completion tokens (up to the first stop id)."""
-        import torch
-
-        from magpie_datasets.engines.base import split_stops
-
         stops = set() if args.ignore_eos else engine.eos_ids | split_stops(engine.tokenizer, sampling.stop)[0]
         encoded = engine.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         encoded.sort(key=len)
@@ -146,9 +144,6 @@ def main() -> None:
         return tokens
 
     results, reference = [], []
-
-    import torch
-
     cuda = torch.cuda.is_available() and args.engine == "transformers"  # vLLM's GPU is another process's
 
     def timed(name, run):

@@ -29,6 +29,16 @@ def step_locks(steps: Sequence[Step]) -> dict[int, threading.Lock]:
     return locks
 
 
+def batches_to_fill(rows_at_once: int, batch_size: int) -> int:
+    """Checkpoint batches that hold twice the rows an engine decodes at once (at least one), so
+    rows wait to take the place of those that finish.
+
+    >>> batches_to_fill(256, 64), batches_to_fill(1024, 4096)
+    (8, 1)
+    """
+    return max(1, -(-2 * rows_at_once // batch_size))
+
+
 def _in_flight(
     ds, steps, batches: list[tuple[int, tuple[int, int]]], bars, batch_size: int, limit: int | None,
     run_batch: Callable[..., pa.Table],
@@ -45,7 +55,7 @@ def _in_flight(
         if limit is not None:
             return limit
         concurrency = engine_concurrency()  # None until a step has loaded its engine
-        return max(2, -(-2 * concurrency // batch_size)) if concurrency else 2
+        return max(2, batches_to_fill(concurrency, batch_size)) if concurrency else 2
 
     locks, waiting, order = step_locks(steps), deque(batches), deque(index for index, _ in batches)
     running: dict = {}

@@ -32,7 +32,7 @@ from ..engines.base import GPU_ROWS_IN_FLIGHT
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
 from .checkpoint import resume, run_batch
-from .in_flight import step_locks
+from .in_flight import batches_to_fill, step_locks
 from .run_identity import Step
 
 __all__ = ["StepsActor", "run_on_ray"]
@@ -103,7 +103,7 @@ def actor_in_flight(gpus: float, batch_size: int) -> int:
     >>> actor_in_flight(1.0, 64), actor_in_flight(1.0, 4096), actor_in_flight(0.0, 64)
     (32, 1, 1)
     """
-    return max(1, -(-2 * GPU_ROWS_IN_FLIGHT // batch_size)) if gpus else 1
+    return batches_to_fill(GPU_ROWS_IN_FLIGHT, batch_size) if gpus else 1
 
 
 def _cluster_resources(tensor_parallel_size: int = 1) -> tuple[int, float, float]:
