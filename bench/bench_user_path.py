@@ -15,11 +15,17 @@ caps unless given) on the same loaded engine.
 - `cli`: `magpie-datasets generate` at its defaults (in this process: the same engine).
 - `run_resumable[B]`: the checkpoint runner at checkpoint batch B (the CLI's runner).
 - `dataset_map`: `Dataset.map(batched=True)` at its default batch of 1,000.
+- `ray` (with `--ray`): `run_on_ray` at its defaults on a local Ray cluster started once, before
+  the timing; its actor loads its own engine (same model and options) in its own process on every
+  call. That start is timed alone before each `ray` run (a one-row run with 1-token caps;
+  `ray_start_seconds`), and `ray_after_start` is the `ray` ratio with its mean taken off the seconds.
 
 The paths run ceiling, the others, ceiling again (A B ... A), so drift on a shared machine shows;
 with `--rounds R` the round (ceiling, the others) runs R times before the last ceiling, and
-`vs_ceiling` gives each path's tokens over its seconds across the rounds, against the ceilings' mean
-(this machine's speed wanders by several per cent between runs of the same work).
+`vs_ceiling` gives each path's tokens over its seconds across the rounds, against the ceilings' mean.
+This machine's speed wanders by several per cent within minutes, so with `--ceiling-between` a
+ceiling runs between every two paths (A B A C A ...) and `vs_neighbours` gives each path against the
+mean of the two ceilings run just before and just after it, averaged over the rounds.
 Tokens are the completion tokens the engine generated; `rows_as_dataset_map` counts the rows equal
 to those of the first (recording) `Dataset.map` run: all of them with vLLM; with the transformers
 engine a near-tie between two tokens can go the other way when a batch pads a row differently
@@ -57,6 +63,9 @@ def main() -> None:
     parser.add_argument("--ignore-eos", action="store_true",
                         help="transformers only: no stop token or string ends a row, so every row generates its "
                              "cap (a randomly initialised model: tokens/s then does not depend on the weights)")
+    parser.add_argument("--ray", action="store_true", help="also run the Ray runner on a local cluster")
+    parser.add_argument("--ceiling-between", action="store_true",
+                        help="run the ceiling between every two paths (drift within a round)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every path this many times (ceiling first in each round, once more at the end)")
     parser.add_argument("--json", default=None, help="write the results here")
@@ -146,14 +155,16 @@ def main() -> None:
     results, reference = [], []
     cuda = torch.cuda.is_available() and args.engine == "transformers"  # vLLM's GPU is another process's
 
-    def timed(name, run):
+    def timed(name, run, tokens_elsewhere=None):
+        """`tokens_elsewhere`: the completion tokens of a path whose engine runs in another process
+        (its rows, when equal to `Dataset.map`'s, took the recording run's tokens)."""
         before = generated_tokens()
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         value = run()
         seconds = time.perf_counter() - start
-        tokens = value if isinstance(value, int) else generated_tokens() - before
+        tokens = value if isinstance(value, int) else tokens_elsewhere or generated_tokens() - before
         same = None
         if not isinstance(value, int):
             rows = rows_of(value)
@@ -172,7 +183,9 @@ def main() -> None:
 
     # path 0 (untimed for the ratios): record the stages' calls
     engine.generate = recording
+    before = generated_tokens()
     rows_of_map = through_map()
+    map_tokens = generated_tokens() - before
     engine.generate = generate
     reference = rows_of(rows_of_map)
 
@@ -183,13 +196,36 @@ def main() -> None:
         assert cli.main([*argv, "--output", str(output), "--no-preflight"]) in (0, None)
         return load_from_disk(str(output))
 
+    if args.ray:
+        import ray
+
+        from magpie_datasets.runners.on_ray import run_on_ray
+
+        env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TQDM_DISABLE", "VLLM_CPU_KVCACHE_SPACE") if k in os.environ}
+        ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+        tiny = [(fn, {**kwargs, "max_tokens": 1}) for fn, kwargs in steps]
+
+    ray_starts: list[float] = []
+
+    def through_ray():
+        start = time.perf_counter()  # the actor's start and model load, alone
+        run_on_ray(empty(1), tiny)
+        ray_starts.append(round(time.perf_counter() - start, 2))
+        timed("ray", lambda: run_on_ray(empty(args.rows), steps), tokens_elsewhere=map_tokens)
+
     for round_ in range(args.rounds):
-        timed("ceiling", ceiling)
-        timed("cli", through_cli)
+        paths = [lambda: timed("cli", through_cli)]
         for size in [int(s) for s in args.checkpoint_sizes.split(",") if s]:
-            timed(f"run_resumable[{size}]", lambda size=size: run_resumable(
-                empty(args.rows), steps, work / f"ck-{size}-{round_}", batch_size=size))
-        timed("dataset_map", through_map)
+            paths.append(lambda size=size: timed(f"run_resumable[{size}]", lambda: run_resumable(
+                empty(args.rows), steps, work / f"ck-{size}-{round_}", batch_size=size)))
+        paths.append(lambda: timed("dataset_map", through_map))
+        if args.ray:
+            paths.append(through_ray)
+        timed("ceiling", ceiling)
+        for n, path in enumerate(paths):
+            path()
+            if args.ceiling_between and n < len(paths) - 1:
+                timed("ceiling", ceiling)
     timed("ceiling", ceiling)
 
     ceilings = [r["tok_per_s"] for r in results if r["path"] == "ceiling"]
@@ -200,8 +236,22 @@ def main() -> None:
     # each path over its rounds: the seconds summed, so the ratio weighs every round alike
     summary = {p: round(sum(r["tokens"] for r in results if r["path"] == p)
                         / sum(r["seconds"] for r in results if r["path"] == p) / mean, 3) for p in paths}
+    if ray_starts:
+        ray = [r for r in results if r["path"] == "ray"]
+        start = sum(ray_starts) / len(ray_starts)
+        summary["ray_after_start"] = round(sum(r["tokens"] for r in ray) / (sum(r["seconds"] for r in ray) - start * len(ray))
+                                           / mean, 3)
+    # each run against the ceilings just before and after it, averaged per path over the rounds
+    neighbours: dict[str, list[float]] = {}
+    for i, r in enumerate(results):
+        before = next(c for c in reversed(results[:i]) if c["path"] == "ceiling") if i else None
+        after = next((c for c in results[i + 1:] if c["path"] == "ceiling"), None)
+        if r["path"] != "ceiling" and before and after:
+            neighbours.setdefault(r["path"], []).append(r["tok_per_s"] / ((before["tok_per_s"] + after["tok_per_s"]) / 2))
     report = {"args": vars(args), "engine": args.engine, "cores": os.cpu_count(), "ceiling_tok_per_s": mean,
-              "ceiling_drift": round(ceilings[-1] / ceilings[0], 3), "vs_ceiling": summary, "results": results}
+              "ceiling_drift": round(ceilings[-1] / ceilings[0], 3), "vs_ceiling": summary,
+              "vs_neighbours": {p: round(sum(v) / len(v), 3) for p, v in neighbours.items()},
+              **({"ray_start_seconds": ray_starts} if ray_starts else {}), "results": results}
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

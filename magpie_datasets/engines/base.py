@@ -9,6 +9,8 @@ from typing import Mapping, Protocol, Sequence
 # Rows one engine decodes at once on a GPU by default: vLLM's `max_num_seqs` on an H100-class GPU,
 # the transformers engine's `batch_size` on CUDA. Runners keep about twice this in flight per GPU.
 GPU_ROWS_IN_FLIGHT = 1024
+# The same on a CPU: the transformers engine's `batch_size` there (two cores are full with far fewer).
+CPU_ROWS_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetInfo, Features
 
-from ..engines.base import GPU_ROWS_IN_FLIGHT
+from ..engines.base import CPU_ROWS_IN_FLIGHT, GPU_ROWS_IN_FLIGHT
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
 from .checkpoint import resume, run_batch
@@ -97,13 +97,20 @@ class StepsActor:
         return out.append_column(BATCH_COLUMN, index) if index is not None else out
 
 
-def actor_in_flight(gpus: float, batch_size: int) -> int:
-    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`).
+def actor_in_flight(gpus: float, batch_size: int, batches: int, actors: int) -> int:
+    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`): enough for twice
+    the rows its engine decodes at once by default (`GPU_ROWS_IN_FLIGHT` on a GPU actor,
+    `CPU_ROWS_IN_FLIGHT` on a CPU one), but no more than its share of the run's `batches`: Ray Data
+    hands a starting pool's first actor as many batches as it may hold, which would leave the
+    other actors idle.
 
-    >>> actor_in_flight(1.0, 64), actor_in_flight(1.0, 4096), actor_in_flight(0.0, 64)
-    (32, 1, 1)
+    >>> actor_in_flight(1.0, 64, batches=10_000, actors=8), actor_in_flight(0.0, 64, 10_000, 2)
+    (32, 8)
+    >>> actor_in_flight(1.0, 4096, 10_000, 8), actor_in_flight(1.0, 64, batches=40, actors=4)
+    (1, 10)
     """
-    return batches_to_fill(GPU_ROWS_IN_FLIGHT, batch_size) if gpus else 1
+    fill = batches_to_fill(GPU_ROWS_IN_FLIGHT if gpus else CPU_ROWS_IN_FLIGHT, batch_size)
+    return max(1, min(fill, -(-batches // actors)))
 
 
 def _cluster_resources(tensor_parallel_size: int = 1) -> tuple[int, float, float]:
@@ -148,10 +155,9 @@ def run_on_ray(
 
     `in_flight`: batches each actor computes at once (a threaded actor; their engine calls join
     one engine loop, as in `run_resumable`), so an actor's engine is not idle while one batch
-    waits for its slowest row. Default (None): on GPU actors, enough batches for twice the rows
-    one GPU engine decodes at once by default (`GPU_ROWS_IN_FLIGHT`); on CPU actors 1, since Ray
-    Data hands a starting pool's first actor as many batches as it may hold, which left the other
-    actors idle on short runs, and a few dozen rows already fill a CPU engine.
+    waits for its slowest row. Default (None): enough batches for twice the rows one engine
+    decodes at once by default (`GPU_ROWS_IN_FLIGHT` on GPU actors, `CPU_ROWS_IN_FLIGHT` on CPU
+    ones), at most each actor's share of the batches left to run (`actor_in_flight`).
     """
     import ray
 
@@ -173,23 +179,24 @@ def run_on_ray(
         actors, gpus_each, cpus_each = _cluster_resources(_tensor_parallel_size(steps))
         if in_flight is not None and (not isinstance(in_flight, int) or in_flight < 1):
             raise ValueError(f"in_flight must be an integer >= 1 (or None), got {in_flight!r}")
-        if in_flight is None:
-            in_flight = actor_in_flight(gpus_each if num_gpus is None else num_gpus, batch_size)
-        streaming: dict[str, Any] = {} if in_flight in (None, 1) else {
-            "max_tasks_in_flight_per_actor": in_flight, "max_concurrent_calls_per_actor": in_flight,
-            "enable_true_multi_threading": True,
-        }
-        options = {
-            "compute": ray.data.ActorPoolStrategy(size=concurrency or actors, **streaming),
-            "num_gpus": gpus_each if num_gpus is None else num_gpus,
-            "num_cpus": cpus_each if num_cpus is None else num_cpus,
-            # Ray's own defaults retry forever; restarts stay unlimited (a long run may lose
-            # many nodes), each batch's attempts are bounded.
-            "max_restarts": -1,
-            "max_task_retries": retries,
-        }
+        actors = concurrency or actors
+        gpus = gpus_each if num_gpus is None else num_gpus
 
         def on_ray(ds: Dataset, todo: list[int]) -> Iterator[tuple[int, pa.Table]]:
+            batches = in_flight or actor_in_flight(gpus, batch_size, len(todo), actors)
+            streaming: dict[str, Any] = {} if batches == 1 else {
+                "max_tasks_in_flight_per_actor": batches, "max_concurrent_calls_per_actor": batches,
+                "enable_true_multi_threading": True,
+            }
+            options = {
+                "compute": ray.data.ActorPoolStrategy(size=actors, **streaming),
+                "num_gpus": gpus,
+                "num_cpus": cpus_each if num_cpus is None else num_cpus,
+                # Ray's own defaults retry forever; restarts stay unlimited (a long run may lose
+                # many nodes), each batch's attempts are bounded.
+                "max_restarts": -1,
+                "max_task_retries": retries,
+            }
             yield from _ray_batches(ds, steps, todo, batch_size, options)
 
         if checkpoint_dir is not None:

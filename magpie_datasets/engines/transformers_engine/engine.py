@@ -30,6 +30,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerFast
 
 from ..base import (
+    CPU_ROWS_IN_FLIGHT,
     GPU_ROWS_IN_FLIGHT,
     Completion,
     Occupancy,
@@ -71,7 +72,7 @@ def _load_model(path: str, dtype: torch.dtype, trust_remote_code: bool, attn_imp
         return load(None)
 
 
-_CPU_BATCH, _GPU_BATCH = 256, GPU_ROWS_IN_FLIGHT  # rows decoding at once by default
+_CPU_BATCH, _GPU_BATCH = CPU_ROWS_IN_FLIGHT, GPU_ROWS_IN_FLIGHT  # rows decoding at once by default
 
 
 class TransformersEngine:
