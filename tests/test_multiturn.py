@@ -182,3 +182,37 @@ def test_the_answer_penalty_can_leave_the_conversation_out(three_turns):
     assert [c["response_penalize_prompt"] for c in whole["gen_mt_configs"]] == [True, True]
     assert [c["response_penalize_prompt"] for c in own["gen_mt_configs"]] == [False, False]
     assert own[0]["gen_mt_configs"]["response_repetition_penalty"] == 1.5
+
+
+def test_an_instruction_prefix_starts_turn_one_only(monkeypatch):
+    """Magpie-Prefill with multi-turn: the prefix opens turn 1 (step 1); the follow-up prompts are the
+    conversation and an opened user turn, with nothing of the prefix after that opening."""
+    from magpie_datasets.engines import load_engine
+
+    prefix = "Write a Python function that"
+    ds = magpie.empty(4).map(magpie.add_magpie_instructions, batched=True, fn_kwargs={
+        "instruction_prefix": prefix, "max_tokens": 64, "early_stop": True, "seed": 3})
+    # a short fixed answer stands for step 2: the follow-up prompts are what is checked here
+    ds = ds.add_column("response", ["def f(x):\n    return x"] * len(ds)).add_column("response_issue", [None] * len(ds))
+    rows = [i for i, issue in enumerate(ds["instruction_issue"]) if issue is None]
+    assert rows and all(ds["instruction"][i].startswith(prefix + " ") for i in rows)
+
+    engine = load_engine(None, "transformers")
+    prompts: list[str] = []
+    generate = engine.generate
+
+    def recording(texts, sampling, seeds=None):
+        prompts.extend(texts)
+        return generate(texts, sampling, seeds)
+
+    monkeypatch.setattr(engine, "generate", recording)
+    out = ds.map(add_turns, batched=True, fn_kwargs={"num_turns": 2, "max_tokens": 16, "response_max_tokens": 16, "seed": 3})
+    follow_ups = [p for p in prompts if p.endswith("<|im_start|>user\n")]  # turn 2's question prompts
+    assert follow_ups
+    assert len(follow_ups) == sum(issue is None and out["response_issue"][i] is None
+                                  for i, issue in enumerate(out["instruction_issue"]))
+    for prompt in follow_ups:
+        assert prompt.count(prefix) == 1  # turn 1's own text, once; not after the opened user turn
+        assert prompt.index(prefix) < prompt.rindex("<|im_start|>assistant\n")
+    for i in rows:
+        assert out["conversations"][i][0]["value"].startswith(prefix)

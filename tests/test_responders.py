@@ -108,3 +108,46 @@ def test_answer_loss_is_the_mean_negative_log_likelihood_of_the_answer_tokens(mo
     expected = -sum(torch.log_softmax(logits[len(prompt) - 1 + k], -1)[t] for k, t in enumerate(answer)) / len(answer)
     assert answer_loss(engine, "Say hi.", "Hello!") == pytest.approx(float(expected), rel=1e-5)
     assert answer_loss(engine, "Say hi.", "") is None
+
+
+def test_a_recipe_runs_it_as_a_report_stage_and_the_card_shows_its_table(models, tmp_path):
+    """In a recipe, `compare_responders` is a report stage: the rows go on unchanged, the report goes
+    into the stage log, and the card gets a section with its table and recommendation. A bad
+    candidate list fails validation, before any stage runs; the preflight checks its models."""
+    from magpie_datasets.publish.card import render_card
+    from magpie_datasets.recipes import RecipeError, preflight_recipe, recipe_from_dict, validate_recipe
+    from magpie_datasets.recipes.run import run_recipe
+
+    ds = Dataset.from_dict({"instruction": QUESTIONS})
+    ds.save_to_disk(str(tmp_path / "questions"))
+    candidates = [{"model": models["a"], "name": "a", "max_tokens": 8}, {"model": models["b"], "name": "b", "max_tokens": 8}]
+    recipe = {
+        "name": "pick", "config_name": "pick", "num_rows": 6, "source": str(tmp_path / "questions"),
+        "stages": [{"stage": "compare_responders", "kwargs": {
+            "responders": candidates, "base_model": models["a"], "reward_model": models["reward"], "sample_size": 3}}],
+    }
+    out, log = run_recipe(recipe_from_dict(recipe))
+    assert out["instruction"] == QUESTIONS  # a report leaves the rows as they were
+    report = log[-1]["report"]
+    assert log[-1]["stage"] == "compare_responders" and report["rows"] == 3
+    best = report["recommendation"]["responder"]
+    assert best == max(report["responders"], key=lambda r: r["car"])["responder"]
+
+    card = str(render_card(out, config_name="pick", stages=log))
+    section = card[card.index("### Choice of responder"):]
+    lines = [line for line in section.splitlines() if line.startswith("| `")]
+    assert [line.split("`")[1] for line in lines] == sorted(("a", "b"), key=lambda n: n != best)  # best CAR first
+    for line, row in zip(lines, sorted(report["responders"], key=lambda r: -r["car"])):
+        assert f"| {row['car']:.4g} |" in line and f"| {row['mean_base_loss']:.4g} |" in line
+    assert f"Recommendation: {report['recommendation']['reason']}" in section
+    assert "CAR = r / (1 + 3.0 L)" in section
+    assert '"responders"' not in card.split("### Choice of responder")[0].split("| 2 |")[-1]  # not dumped as settings
+
+    bad = {**recipe, "stages": [{"stage": "compare_responders", "kwargs": {"responders": [models["a"]]}}]}
+    with pytest.raises(RecipeError, match=r"stages\[0\] \(compare_responders\): .*two or more responders"):
+        validate_recipe(recipe_from_dict(bad))
+    missing = {**recipe, "stages": [{"stage": "compare_responders", "kwargs": {
+        "responders": [models["a"], str(tmp_path / "no-such-model")], "base_model": models["a"],
+        "reward_model": models["reward"]}}]}
+    problems = [p.what for p in preflight_recipe(recipe_from_dict(missing)).problems]
+    assert any("no-such-model" in p for p in problems), problems

@@ -81,6 +81,32 @@ SCRIPT = textwrap.dedent(
                            batch_size=batch_size, in_flight=in_flight)
         return rows(ds, "uuid", "instruction", "response")
 
+    def first_token_control(france):
+        # the first-token bias and temperature on vLLM, against the transformers engine
+        hf, tok = load_engine(None, "transformers"), llm.tokenizer
+
+        def run_on(engine, prompt, **sampling):
+            return [c.text for c in engine.generate([prompt], Sampling(**sampling))[0]]
+
+        def first(text):
+            return tok(text, add_special_tokens=False)["input_ids"][0]
+
+        [greedy] = run_on(llm, france, temperature=0, max_tokens=12)
+        banned = {first(greedy): -1e4}
+        [biased] = run_on(llm, france, temperature=0, max_tokens=12, first_token_bias=banned)
+        [biased_hf] = run_on(hf, france, temperature=0, max_tokens=12, first_token_bias=banned)
+        piece = tok.decode([first(biased)])
+        [after] = run_on(llm, france + piece, temperature=0, max_tokens=11)
+        [argmax] = run_on(llm, PRE_QUERY, temperature=0, max_tokens=1)
+        plain = run_on(llm, PRE_QUERY, n=16, seed=3, max_tokens=6)
+        cold = run_on(llm, PRE_QUERY, n=16, seed=3, max_tokens=6, first_token_temperature=1e-3)
+        return {
+            "greedy": greedy, "biased": biased, "biased_hf": biased_hf, "piece": piece, "after": after,
+            "banned": list(banned), "first_of_biased": first(biased), "argmax": first(argmax),
+            "plain_first": [first(t) for t in plain if t], "cold_first": [first(t) for t in cold if t],
+            "cold": cold,
+        }
+
     def run_stock(prompt, **params):  # vLLM's own SamplingParams, without our extra_args
         import vllm
         [out] = llm.llm.generate([prompt], vllm.SamplingParams(**params), use_tqdm=False)
@@ -135,6 +161,7 @@ SCRIPT = textwrap.dedent(
             magpie.generate_responses, batched=True, fn_kwargs={"engine": "vllm", "max_tokens": 40}
         )
         results["answered"] = rows(answered, "response", "response_issue", "gen_response_configs")
+        results["first_token"] = first_token_control(france)
         tagged = Dataset.from_dict({"instruction": TAGGED}).map(
             magpie.tag_with_llm, batched=True, fn_kwargs={"engine": "vllm"}
         )
@@ -188,6 +215,19 @@ def results(tmp_path_factory):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     return json.loads(lines[-1][len("RESULTS ") :])
+
+
+@pytest.mark.vllm
+def test_vllm_first_token_control_matches_the_transformers_engine(results):
+    """The bias moves greedy's first token, the rest is greedy again and the same text as the
+    transformers engine's; a cold first temperature picks argmax, the rest is still sampled."""
+    out = results["first_token"]
+    assert out["first_of_biased"] not in out["banned"] and out["biased"] != out["greedy"]
+    assert out["biased"] == out["biased_hf"]  # both engines bias the same token the same way
+    assert out["biased"] == out["piece"] + out["after"]  # only the first token was biased
+    assert set(out["cold_first"]) == {out["argmax"]} and len(out["cold_first"]) >= 12
+    assert len(set(out["plain_first"])) > 1  # without it, T=1 draws several first tokens
+    assert len(set(out["cold"])) > 1  # the rest is still sampled
 
 
 def texts(per_prompts):

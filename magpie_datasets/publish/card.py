@@ -135,6 +135,8 @@ def render_card(
         load_args=_load_args(repo_id, config_name, split),
         provenance=[_shown(item) for item in column_provenance(ds)],
         stages=_stage_rows(stages),
+        responder_reports=[_responder_report(s["report"]) for s in stages or ()
+                           if s["stage"] == "compare_responders" and s.get("report")],
         summary=summarize(ds),
         plots=plots,
         sample=_sample_json(ds),
@@ -232,11 +234,23 @@ def _stage_rows(stages: Sequence[Mapping[str, Any]] | None) -> list[dict[str, st
         n = stage["rows"]
         kept = f"{100 * n / previous:.1f}%" if previous else ""
         settings = ", ".join(
-            f"{k}={_inline(v, in_table=True)}" for k, v in stage.items() if k not in ("stage", "rows") and not is_secret_key(k)
+            f"{k}={_inline(v, in_table=True)}" for k, v in stage.items()
+            if k not in ("stage", "rows", "report") and not is_secret_key(k)
         )
         rows.append({"stage": str(stage["stage"]), "rows": f"{n:,}", "kept": kept, "settings": settings})
         previous = n
     return rows
+
+
+def _responder_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A `compare_responders` report as the card shows it: its table best CAR first, numbers to 4 digits."""
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else "-" if value is None else f"{value:,}"
+
+    rows = sorted(report["responders"], key=lambda r: (r["car"] is None, -(r["car"] or 0.0)))
+    return {**report, "rows_shown": [{"responder": r["responder"].replace("|", "\\|"),
+                                      **{k: cell(r[k]) for k in ("mean_reward", "mean_base_loss", "car",
+                                                                 "completion_tokens", "seconds")}} for r in rows]}
 
 
 def _inline(value: Any, in_table: bool = False) -> str:

@@ -11,7 +11,7 @@ A recipe file:
     name: Magpie-Air                    # what it rebuilds
     config_name: air                    # its config in a repo holding several recipes
     num_rows: 3000000                   # rows of `empty(n)` (or the first n of `source`)
-    source: null                        # optional: start from a dataset (Hub id or folder) instead
+    source: null                        # optional: start from a dataset (Hub id, or a folder or file on disk)
     license: llama3                     # optional card license (default: the generator's)
     engine: vllm                        # "$engine" in stage kwargs
     engine_options: {tensor_parallel_size: 4}   # "$engine_options"
@@ -27,7 +27,8 @@ A recipe file:
 
 A MAP_STAGES function runs as `ds.map(fn, batched=True, fn_kwargs=kwargs)`, a FILTERS
 factory as `ds.filter(factory(*args, **kwargs), batched=True)`, a DATASET_STAGES function as
-`fn(ds, **kwargs)`. Overrides, for scaled-down runs: `num_rows` scales the row count (and a
+`fn(ds, **kwargs)`, a REPORTS function (`compare_responders`) as `fn(ds, **kwargs)` with the rows
+going on unchanged and its report in the stage log (and the card). Overrides, for scaled-down runs: `num_rows` scales the row count (and a
 `k` of `longest` / `apply_recipe` in proportion); `model` replaces the chat-model roles
 (generator, responder, tagger) and drops the recipe's `license` (the card then takes the new
 generator's), and `model="embedded"` sets every role to its stage's
@@ -48,6 +49,7 @@ from .recipe import (
     EMBEDDED,
     FILTERS,
     MAP_STAGES,
+    REPORTS,
     Recipe,
     RecipeError,
     Step,
@@ -66,6 +68,7 @@ __all__ = [
     "EMBEDDED",
     "FILTERS",
     "MAP_STAGES",
+    "REPORTS",
     "Recipe",
     "RecipeError",
     "Step",

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ..runners.preflight import PreflightReport, Problem, preflight
-from .recipe import Recipe, resolve_kwargs
+from .recipe import REPORT_STAGES, Recipe, resolve_kwargs, stage_kind
 
 
 def preflight_recipe(recipe: Recipe, **options: Any) -> PreflightReport:
-    """`runners.preflight.preflight` for the recipe's stages (and its `source`, when a local path)."""
-    report = preflight([(step.stage, resolve_kwargs(recipe, step)) for step in recipe.stages], **options)
+    """`runners.preflight.preflight` for the recipe's stages (a report's: the stages it runs), and its
+    `source`, when a local path."""
+    steps: list[tuple[str, dict[str, Any]]] = []
+    for step in recipe.stages:
+        kwargs = resolve_kwargs(recipe, step)
+        steps += REPORT_STAGES[step.stage](**kwargs) if stage_kind(step.stage) == "report" else [(step.stage, kwargs)]
+    report = preflight(steps, **options)
     source = recipe.source
     if source and source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
         missing = Problem(f"{recipe.path}: source {source} does not exist", "give a dataset folder or a Hub id")

@@ -11,11 +11,16 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from ..runners.responders import compare_responders, stages_run
 from ..stages.table import STAGES, stage
 
 MAP_STAGES: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "map"}
 FILTERS: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "filter"}
 DATASET_STAGES: dict[str, Callable[..., Any]] = {s.name: s.function for s in STAGES if s.kind == "dataset"}
+# `fn(ds, **kwargs) -> dict`: the rows go on unchanged; the report goes into the stage log (and the card)
+REPORTS: dict[str, Callable[..., Any]] = {"compare_responders": compare_responders}
+# the table stages a report runs, as (name, kwargs): what validation and the preflight check
+REPORT_STAGES: dict[str, Callable[..., list[tuple[str, dict[str, Any]]]]] = {"compare_responders": stages_run}
 
 EMBEDDED = "embedded"
 CHAT_ROLES = ("generator", "responder", "tagger")  # roles `--model` replaces; others (reward, guard, ...) stay
@@ -54,11 +59,11 @@ class Recipe:
 
 
 def stage_kind(name: str) -> str:
-    """"map", "filter" or "dataset" for a known stage name; RecipeError otherwise."""
-    for kind, table in (("map", MAP_STAGES), ("filter", FILTERS), ("dataset", DATASET_STAGES)):
+    """"map", "filter", "dataset" or "report" for a known stage name; RecipeError otherwise."""
+    for kind, table in (("map", MAP_STAGES), ("filter", FILTERS), ("dataset", DATASET_STAGES), ("report", REPORTS)):
         if name in table:
             return kind
-    known = sorted([*MAP_STAGES, *FILTERS, *DATASET_STAGES])
+    known = sorted([*MAP_STAGES, *FILTERS, *DATASET_STAGES, *REPORTS])
     raise RecipeError(f"unknown stage {name!r}; known stages: {', '.join(known)}")
 
 
@@ -140,6 +145,11 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         except TypeError as err:
             params = [p for p in signature.parameters][0 if kind == "filter" else 1:]
             raise RecipeError(f"{where}: {err}; {step.stage} takes {', '.join(params)}") from None
+        if kind == "report":
+            try:
+                REPORT_STAGES[step.stage](**kwargs)
+            except ValueError as err:
+                raise RecipeError(f"{where}: {err}") from None
     return recipe
 
 
@@ -205,7 +215,10 @@ def scaled(
 
 
 def _on_transformers(step: Step) -> Step:
-    """`step` with its models' own engine settings (e.g. a tagger's `engine_options`) set for the CPU default."""
+    """`step` with its models' own engine settings (e.g. a tagger's `engine_options`) set for the CPU default.
+    A report's candidates are its own to name: it runs as written."""
+    if stage_kind(step.stage) == "report":
+        return step
     kwargs = dict(step.kwargs)
     for model in stage(step.stage).models:
         for name, value in ((model.engine, "transformers"), (model.options, None)):
@@ -229,4 +242,4 @@ def _capped(step: Step, max_tokens: int) -> Step:
 
 
 def _function(stage: str) -> Callable[..., Any]:
-    return {"map": MAP_STAGES, "filter": FILTERS, "dataset": DATASET_STAGES}[stage_kind(stage)][stage]
+    return {"map": MAP_STAGES, "filter": FILTERS, "dataset": DATASET_STAGES, "report": REPORTS}[stage_kind(stage)][stage]

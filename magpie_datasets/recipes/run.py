@@ -13,10 +13,12 @@ from ..engines import release_engines
 from ..runners.ledger import Meter, StageYield, YieldReport, engines_of
 from ..stages.generate import empty
 from ..stages.table import stage_models
+from .loaders import load_any
 from .recipe import (
     DATASET_STAGES,
     FILTERS,
     MAP_STAGES,
+    REPORTS,
     Recipe,
     Step,
     resolve_kwargs,
@@ -33,7 +35,7 @@ def run_recipe(
     `run_recipe_measured` also returns the run's yield report.
 
     The log is `[{"stage": name, "rows": rows after it, **kwargs}, ...]`, starting with where
-    the rows came from. With `checkpoint_dir`, every map stage runs exactly once through
+    the rows came from; a report stage (`compare_responders`) adds its `"report"`. With `checkpoint_dir`, every map stage runs exactly once through
     `checkpoint.run_resumable` (one sub-directory per stage): run the same call again after a
     crash to resume. `ray=True` runs the map stages on the connected Ray cluster
     (`ray_runner.run_on_ray`; one started on this machine if none is).
@@ -56,7 +58,9 @@ def run_recipe_measured(
     if recipe.source:
         from datasets import load_dataset
 
-        ds = load_dataset(recipe.source, split="train")
+        # a local folder or file as `load_any` reads it (a save_to_disk folder too), else a Hub id
+        source = Path(recipe.source).expanduser()
+        ds = load_any(source) if source.exists() else load_dataset(recipe.source, split="train")
         ds = ds.select(range(min(recipe.num_rows, len(ds))))
         log: list[dict[str, Any]] = [{"stage": "source", "rows": len(ds), "recipe": recipe.name, "dataset": recipe.source}]
     else:
@@ -67,13 +71,16 @@ def run_recipe_measured(
     for index, step in enumerate(recipe.stages):
         kwargs = resolve_kwargs(recipe, step)
         kind = stage_kind(step.stage)
-        wanted = stage_models(step.stage, kwargs, ds)  # the rows' own model resolved from `ds`
+        wanted = stage_models(step.stage, kwargs, ds) if kind != "report" else ()  # a report loads and frees its own
         if wanted:  # a build holds one stage's models at a time: free those this stage does not use
             if any(model not in wanted for model in loaded):
                 release_engines(keep=cache_keys(wanted))
             loaded = wanted
-        meter, rows_in, dropped, measured = Meter(), len(ds), {}, None
-        if kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
+        meter, rows_in, dropped, measured, report = Meter(), len(ds), {}, None, None
+        if kind == "report":
+            release_engines()  # it loads its candidates one at a time, and frees them
+            report, loaded = REPORTS[step.stage](ds, **kwargs), ()
+        elif kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
             ds, measured = _map_exactly_once(ds, MAP_STAGES[step.stage], kwargs, step, index, checkpoint_dir, ray)
         elif kind == "map":
             options = {"batch_size": step.batch_size} if step.batch_size else {}
@@ -94,7 +101,8 @@ def run_recipe_measured(
         elif ray:  # tokens counted in the workers did not come back: unknown, not zero
             figure = replace(figure, prompt_tokens=None, completion_tokens=None)
         figures.append(figure)
-        log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs})
+        log.append({"stage": step.stage, "rows": len(ds), **({"args": list(step.args)} if step.args else {}), **kwargs,
+                    **({"report": report} if report is not None else {})})
     return ds, log, YieldReport(tuple(figures))
 
 

@@ -61,6 +61,38 @@ def responder_spec(spec: Any) -> tuple[str, dict[str, Any]]:
     return str(name), options
 
 
+def responder_specs(responders: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """`responder_spec` of each candidate; ValueError unless there are two or more, named apart."""
+    if isinstance(responders, (str, Mapping)) or not isinstance(responders, Sequence):
+        raise ValueError(f"responders is a list of two or more candidates, got {responders!r}")
+    specs = [responder_spec(spec) for spec in responders]
+    names = [name for name, _ in specs]
+    if len(specs) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"compare_responders needs two or more responders with distinct names, got {names}")
+    return specs
+
+
+def stages_run(
+    responders: Sequence[Any] = (),
+    *,
+    base_model: str | None = None,
+    reward_model: str = DEFAULT_REWARD_MODEL,
+    reward_options: Mapping[str, Any] | None = None,
+    base_engine_options: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The stages `compare_responders` with these keywords runs, as (table name, kwargs), for a
+    preflight: each responder's `generate_responses`, and the reward and base models as
+    `reward_diff` loads them. Bad responders raise `responder_specs`' ValueError.
+
+    >>> [name for name, _ in stages_run(["org/a", {"model": "org/b", "temperature": 0.7}])]
+    ['generate_responses', 'generate_responses', 'reward_diff']
+    """
+    steps = [("generate_responses", options) for _, options in responder_specs(responders)]
+    base = {"base_model": base_model, "base_engine": "transformers", "base_engine_options": base_engine_options}
+    return [*steps, ("reward_diff", {"model": reward_model, **dict(reward_options or {}), **base})]
+
+
 def answer_loss(engine: Any, instruction: str, answer: str) -> float | None:
     """The base model's mean negative log-likelihood per token of `answer` given `instruction`
     (chat format where the tokenizer has a chat template, else the instruction and a blank line);
@@ -121,10 +153,7 @@ def compare_responders(
     base-model loss, CAR, completion tokens and seconds of its answers; the recommendation (the
     highest CAR) with its reason; `beta`, the models and the formula.
     """
-    specs = [responder_spec(spec) for spec in responders]
-    names = [name for name, _ in specs]
-    if len(specs) < 2 or len(set(names)) != len(names):
-        raise ValueError(f"compare_responders needs two or more responders with distinct names, got {names}")
+    specs = responder_specs(responders)
     if column not in ds.column_names:
         raise ValueError(f"compare_responders reads the instructions from column {column!r}, which the dataset lacks "
                          f"(columns: {', '.join(ds.column_names)}); pass column=...")
