@@ -22,7 +22,7 @@ class StepEngine:
     def drive(self, loop: SharedLoop) -> None:
         self.drivers.add(threading.current_thread().name)
         running: dict[Call, int] = {}
-        while True:
+        while not loop.closing:
             for call in loop.take():
                 running[call] = call.payload
             if not running:
@@ -120,3 +120,27 @@ def test_a_driver_that_forgets_a_call_is_an_error_not_a_hang():
     loop = SharedLoop()
     with pytest.raises(RuntimeError, match="ended before this call finished"):
         loop.run(Call(1), lambda lp: None)
+
+
+def test_close_ends_the_loops_thread_between_two_steps_and_fails_the_calls_it_held():
+    """What runs at interpreter exit: the loop's thread stops between two steps and is joined, so no
+    thread is inside a C++ call when the interpreter finalizes; a call it held fails, not hangs."""
+    loop, engine, errors = SharedLoop(), StepEngine(per_step=0.01), []
+
+    def call():
+        try:
+            loop.run(Call(10_000), engine.drive)
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    while len(engine.steps) < 3:
+        time.sleep(0.005)
+    driver = loop._driver
+    assert driver is not None and driver.is_alive()
+    loop.close(timeout=5)
+    assert not driver.is_alive() and len(engine.steps) < 100  # stopped at once, not after 10,000 steps
+    caller.join(5)
+    assert errors == ["the engine's loop ended before this call finished"]
+    assert loop.take() == []  # a closed loop starts nothing more

@@ -14,7 +14,9 @@ callers, that caller's batch could not go on to its next step until the engine f
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
@@ -45,6 +47,19 @@ class SharedLoop:
         self._taken: list[Call] = []
         self._driver: threading.Thread | None = None
         self._took = False  # whether the running drive() has taken a call (one that takes none would spin)
+        self.closing = False  # set at exit: drive() returns between two steps (`close`)
+        _LOOPS.add(self)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """End the loop's thread between two steps and wait for it (at most `timeout` seconds).
+        Run at interpreter exit: a thread still inside a C++ call (a torch op) when the interpreter
+        finalizes aborts the process ("terminate called without an active exception"), also when
+        it was only winding down after its last call."""
+        with self._cond:
+            self.closing = True
+            driver = self._driver
+        if driver is not None and driver is not threading.current_thread():
+            driver.join(timeout)
 
     def run(self, call: Call, drive: Callable[["SharedLoop"], None]) -> Any:
         """Queue `call` and return its result once the engine loop (`drive(self)`, run by the loop's
@@ -93,7 +108,7 @@ class SharedLoop:
         call's group (or every call, when none has a group). Otherwise the calls of `group`, and
         none once a call of another group waits: the running group drains, then that call runs."""
         with self._cond:
-            if not self._pending:
+            if not self._pending or self.closing:
                 return []
             groups = {c.group for c in self._pending}
             if group is None:
@@ -112,3 +127,12 @@ class SharedLoop:
             call.result, call.done = result, True
             self._taken.remove(call)
             self._cond.notify_all()
+
+
+_LOOPS: weakref.WeakSet[SharedLoop] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_loops() -> None:
+    for loop in list(_LOOPS):
+        loop.close()

@@ -241,7 +241,7 @@ class VLLMEngine:
         running: dict[str, tuple[Call, int]] = {}  # request id -> (call, prompt index)
         outputs: dict[Call, list[Any]] = {}  # call -> its outputs by prompt index (None until finished)
         left: dict[Call, int] = {}  # call -> how many of its requests are still running
-        while True:
+        while not loop.closing:  # the process is exiting (`SharedLoop.close`): stop between two steps
             for call in loop.take():
                 prompts, params = call.payload
                 outputs[call], left[call] = [None] * len(prompts), len(prompts)

@@ -224,7 +224,7 @@ class TransformersEngine:
         running: list[Call] = []
         longest = capacity = 0
         batch: _Batch | None = None
-        while True:
+        while not loop.closing:  # the process is exiting (`SharedLoop.close`): stop between two steps
             for call in calls:
                 rows = call.payload[0]
                 running.append(call)
