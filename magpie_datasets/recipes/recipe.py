@@ -21,6 +21,7 @@ DATASET_STAGES: dict[str, Callable[..., Any]] = {s.name: s.function for s in STA
 REPORTS: dict[str, Callable[..., Any]] = {"compare_responders": compare_responders}
 # the table stages a report runs, as (name, kwargs): what validation and the preflight check
 REPORT_STAGES: dict[str, Callable[..., list[tuple[str, dict[str, Any]]]]] = {"compare_responders": stages_run}
+_BY_KIND = {"map": MAP_STAGES, "filter": FILTERS, "dataset": DATASET_STAGES, "report": REPORTS}
 
 EMBEDDED = "embedded"
 CHAT_ROLES = ("generator", "responder", "tagger")  # roles `--model` replaces; others (reward, guard, ...) stay
@@ -60,10 +61,10 @@ class Recipe:
 
 def stage_kind(name: str) -> str:
     """"map", "filter", "dataset" or "report" for a known stage name; RecipeError otherwise."""
-    for kind, table in (("map", MAP_STAGES), ("filter", FILTERS), ("dataset", DATASET_STAGES), ("report", REPORTS)):
+    for kind, table in _BY_KIND.items():
         if name in table:
             return kind
-    known = sorted([*MAP_STAGES, *FILTERS, *DATASET_STAGES, *REPORTS])
+    known = sorted(name for table in _BY_KIND.values() for name in table)
     raise RecipeError(f"unknown stage {name!r}; known stages: {', '.join(known)}")
 
 
@@ -242,4 +243,4 @@ def _capped(step: Step, max_tokens: int) -> Step:
 
 
 def _function(stage: str) -> Callable[..., Any]:
-    return {"map": MAP_STAGES, "filter": FILTERS, "dataset": DATASET_STAGES, "report": REPORTS}[stage_kind(stage)][stage]
+    return _BY_KIND[stage_kind(stage)][stage]

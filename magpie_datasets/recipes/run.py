@@ -35,9 +35,9 @@ def run_recipe(
     `run_recipe_measured` also returns the run's yield report.
 
     The log is `[{"stage": name, "rows": rows after it, **kwargs}, ...]`, starting with where
-    the rows came from; a report stage (`compare_responders`) adds its `"report"`. With `checkpoint_dir`, every map stage runs exactly once through
-    `checkpoint.run_resumable` (one sub-directory per stage): run the same call again after a
-    crash to resume. `ray=True` runs the map stages on the connected Ray cluster
+    the rows came from; a report stage (`compare_responders`) adds its `"report"`. With
+    `checkpoint_dir`, every map stage runs exactly once through `checkpoint.run_resumable` (one
+    sub-directory per stage): run the same call again after a crash to resume. `ray=True` runs the map stages on the connected Ray cluster
     (`ray_runner.run_on_ray`; one started on this machine if none is).
     """
     ds, log, _ = run_recipe_measured(recipe, checkpoint_dir, ray, **overrides)

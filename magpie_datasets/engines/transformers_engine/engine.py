@@ -72,9 +72,6 @@ def _load_model(path: str, dtype: torch.dtype, trust_remote_code: bool, attn_imp
         return load(None)
 
 
-_CPU_BATCH, _GPU_BATCH = CPU_ROWS_IN_FLIGHT, GPU_ROWS_IN_FLIGHT  # rows decoding at once by default
-
-
 class TransformersEngine:
     """`Engine` on a transformers causal LM (see the module docstring).
 
@@ -106,7 +103,7 @@ class TransformersEngine:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _resolve_dtype(dtype, self.device)
         if batch_size is None:  # a GPU wants many rows in flight; 2 CPU cores are full with far fewer
-            batch_size = _GPU_BATCH if self.device.type == "cuda" else _CPU_BATCH
+            batch_size = GPU_ROWS_IN_FLIGHT if self.device.type == "cuda" else CPU_ROWS_IN_FLIGHT
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
