@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetInfo, Features
 
-from ..engines.base import CPU_ROWS_IN_FLIGHT, GPU_ROWS_IN_FLIGHT
+from ..engines.base import GPU_ROWS_IN_FLIGHT
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
 from .checkpoint import resume, run_batch
@@ -98,19 +98,20 @@ class StepsActor:
 
 
 def actor_in_flight(gpus: float, batch_size: int, batches: int, actors: int) -> int:
-    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`): enough for twice
-    the rows its engine decodes at once by default (`GPU_ROWS_IN_FLIGHT` on a GPU actor,
-    `CPU_ROWS_IN_FLIGHT` on a CPU one), but no more than its share of the run's `batches`: Ray Data
-    hands a starting pool's first actor as many batches as it may hold, which would leave the
-    other actors idle.
+    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`). A GPU actor: enough
+    for twice the rows one GPU engine decodes at once (`GPU_ROWS_IN_FLIGHT`), but no more than its
+    share of the run's `batches`, since Ray Data hands a starting pool's first actor as many
+    batches as it may hold. A CPU actor: 1, since even a share let the first actor of a short run
+    finish its batches and take the rest before the second had started (the two-node test saw it).
 
     >>> actor_in_flight(1.0, 64, batches=10_000, actors=8), actor_in_flight(0.0, 64, 10_000, 2)
-    (32, 8)
+    (32, 1)
     >>> actor_in_flight(1.0, 4096, 10_000, 8), actor_in_flight(1.0, 64, batches=40, actors=4)
     (1, 10)
     """
-    fill = batches_to_fill(GPU_ROWS_IN_FLIGHT if gpus else CPU_ROWS_IN_FLIGHT, batch_size)
-    return max(1, min(fill, -(-batches // actors)))
+    if not gpus:
+        return 1
+    return max(1, min(batches_to_fill(GPU_ROWS_IN_FLIGHT, batch_size), -(-batches // actors)))
 
 
 def _cluster_resources(tensor_parallel_size: int = 1) -> tuple[int, float, float]:
@@ -155,9 +156,9 @@ def run_on_ray(
 
     `in_flight`: batches each actor computes at once (a threaded actor; their engine calls join
     one engine loop, as in `run_resumable`), so an actor's engine is not idle while one batch
-    waits for its slowest row. Default (None): enough batches for twice the rows one engine
-    decodes at once by default (`GPU_ROWS_IN_FLIGHT` on GPU actors, `CPU_ROWS_IN_FLIGHT` on CPU
-    ones), at most each actor's share of the batches left to run (`actor_in_flight`).
+    waits for its slowest row. Default (None): on GPU actors enough batches for twice the rows one
+    GPU engine decodes at once (`GPU_ROWS_IN_FLIGHT`), at most each actor's share of the batches
+    left to run; on CPU actors 1 (`actor_in_flight` says why).
     """
     import ray
 
