@@ -174,13 +174,14 @@ SCRIPT = textwrap.dedent(
         step = engine_loop.step
 
         def watched_step():  # what the progress bars read: the engine's occupancy after each step
-            decoding.append(llm.occupancy.running)
+            decoding.append(llm.occupancy)
             return step()
 
         engine_loop.step = watched_step
         results["streamed_rows"] = {f"{size}x{flight}": streamed_rows(size, flight) for size, flight in STREAMED}
         del engine_loop.step
-        results["occupancy"] = {"peak": max(decoding), "after": str(llm.occupancy),
+        results["occupancy"] = {"peak": max(o.running for o in decoding), "after": str(llm.occupancy),
+                                "peak_kv": max(o.kv_cache_used for o in decoding),
                                 "max_num_seqs": config.scheduler_config.max_num_seqs}
         # the stages found the engine loaded above: vLLM started once
         results["vllm_engines"] = sum(isinstance(e, VLLMEngine) for e in engines._engines.values())
@@ -419,21 +420,25 @@ def test_instruction_prefix_starts_every_instruction_and_vllm_continues_it(resul
 
 
 @pytest.mark.vllm
-def test_occupancy_shows_the_requests_decoding_out_of_max_num_seqs(results):
+def test_occupancy_shows_the_requests_decoding_out_of_max_num_seqs_and_the_kv_cache_used(results):
     occupancy = results["occupancy"]
     assert 2 <= occupancy["peak"] <= occupancy["max_num_seqs"]  # batches in flight met in the engine
-    assert occupancy["after"] == f"engine 0/{occupancy['max_num_seqs']} decoding"
+    # a few short rows hold a sliver of the gigabytes of KV cache, never none of it and never all
+    assert 0 < occupancy["peak_kv"] < 0.5
+    # finished requests free their blocks (prefix-cached blocks stay, but as evictable, free ones)
+    assert occupancy["after"] == f"engine 0/{occupancy['max_num_seqs']} decoding, KV cache 0% used"
 
 
 def test_settings_on_cuda_leave_the_cpu_defaults_out():
     llm_kwargs, env = vllm_settings({}, on_cpu=False, cpu_count=2)
-    assert llm_kwargs == {"enable_prefix_caching": True, "logits_processors": [PROCESSOR]}
+    assert llm_kwargs == {"enable_prefix_caching": True, "disable_log_stats": False, "logits_processors": [PROCESSOR]}
     assert env == {}
 
 
 def test_settings_on_cpu_add_the_cpu_defaults():
     llm_kwargs, env = vllm_settings({}, on_cpu=True, cpu_count=64)
-    assert llm_kwargs == {"enable_prefix_caching": True, **CPU_ONLY, "logits_processors": [PROCESSOR]}
+    assert llm_kwargs == {
+        "enable_prefix_caching": True, "disable_log_stats": False, **CPU_ONLY, "logits_processors": [PROCESSOR]}
     assert env == {}
 
 
@@ -451,6 +456,7 @@ def test_settings_options_win():
         "enable_chunked_prefill": True,
         "dtype": "bfloat16",
         "enable_prefix_caching": False,
+        "disable_log_stats": True,
         "max_model_len": 2048,
     }
     for on_cpu in (True, False):

@@ -95,19 +95,23 @@ class Occupancy:
     """What an engine holds now, for progress bars: an engine fed too few rows shows it.
 
     `running`: requests decoding; `waiting`: requests queued for room (None: the engine does not
-    say); `capacity`: the most it decodes at once.
+    say); `capacity`: the most it decodes at once; `kv_cache_used`: the share of the engine's KV
+    cache in use, 0 to 1 (None: the engine does not say). A full KV cache with requests waiting
+    is a fed engine; few decoding, none waiting and an empty cache is an under-fed one.
 
-    >>> str(Occupancy(57, 12, 256)), str(Occupancy(3, None, 1024))
-    ('engine 57/256 decoding, 12 waiting', 'engine 3/1024 decoding')
+    >>> str(Occupancy(57, 12, 256)), str(Occupancy(3, None, 1024, kv_cache_used=0.034))
+    ('engine 57/256 decoding, 12 waiting', 'engine 3/1024 decoding, KV cache 3% used')
     """
 
     running: int = 0
     waiting: int | None = None
     capacity: int | None = None
+    kv_cache_used: float | None = None
 
     def __str__(self) -> str:
         text = f"engine {self.running}/{self.capacity} decoding" if self.capacity else f"engine {self.running} decoding"
-        return text + (f", {self.waiting} waiting" if self.waiting else "")
+        text += f", {self.waiting} waiting" if self.waiting else ""
+        return text + (f", KV cache {self.kv_cache_used:.0%} used" if self.kv_cache_used is not None else "")
 
 
 @dataclass(frozen=True)
