@@ -2,6 +2,7 @@
 on tiny models made here (the real classes, the real loading code) where the answer is known."""
 
 import json
+import os
 
 import pytest
 from datasets import Dataset
@@ -16,6 +17,7 @@ from magpie_datasets.runners.responders import (
     recommend,
     responder_spec,
 )
+from magpie_datasets.runners.run_identity import CheckpointMismatchError
 from tests.tiny_models import CHATML, CHATML_SPECIALS, byte_tokenizer, save_tiny_model
 
 QUESTIONS = ["What is 2+2?", "Name a colour.", "Say hi.", "Count to three.", "", "Why is the sky blue?"]
@@ -126,10 +128,21 @@ def test_a_recipe_runs_it_as_a_report_stage_and_the_card_shows_its_table(models,
         "stages": [{"stage": "compare_responders", "kwargs": {
             "responders": candidates, "base_model": models["a"], "reward_model": models["reward"], "sample_size": 3}}],
     }
-    out, log = run_recipe(recipe_from_dict(recipe))
+    out, log = run_recipe(recipe_from_dict(recipe), checkpoint_dir=tmp_path / "ckpt")
     assert out["instruction"] == QUESTIONS  # a report leaves the rows as they were
     report = log[-1]["report"]
     assert log[-1]["stage"] == "compare_responders" and report["rows"] == 3
+    # the checkpoint keeps the report: a resumed build reads it back (its timings too), not rerun
+    assert json.loads((tmp_path / "ckpt" / "00-compare_responders" / "report.json").read_text()) == report
+    hidden = tmp_path / "reward-moved-away"
+    os.rename(models["reward"], hidden)  # a rerun would need it
+    try:
+        assert run_recipe(recipe_from_dict(recipe), checkpoint_dir=tmp_path / "ckpt")[1][-1]["report"] == report
+    finally:
+        os.rename(hidden, models["reward"])
+    other = {**recipe, "stages": [{**recipe["stages"][0], "kwargs": {**recipe["stages"][0]["kwargs"], "sample_size": 2}}]}
+    with pytest.raises(CheckpointMismatchError, match=r"sample_size: 3 != 2"):
+        run_recipe(recipe_from_dict(other), checkpoint_dir=tmp_path / "ckpt")
     best = report["recommendation"]["responder"]
     assert best == max(report["responders"], key=lambda r: r["car"])["responder"]
 

@@ -37,7 +37,8 @@ def run_recipe(
     The log is `[{"stage": name, "rows": rows after it, **kwargs}, ...]`, starting with where
     the rows came from; a report stage (`compare_responders`) adds its `"report"`. With
     `checkpoint_dir`, every map stage runs exactly once through `checkpoint.run_resumable` (one
-    sub-directory per stage): run the same call again after a crash to resume. `ray=True` runs the map stages on the connected Ray cluster
+    sub-directory per stage), and a report stage's result is kept there too
+    (`runners.report_once`): run the same call again after a crash to resume. `ray=True` runs the map stages on the connected Ray cluster
     (`ray_runner.run_on_ray`; one started on this machine if none is).
     """
     ds, log, _ = run_recipe_measured(recipe, checkpoint_dir, ray, **overrides)
@@ -79,7 +80,7 @@ def run_recipe_measured(
         meter, rows_in, dropped, measured, report = Meter(), len(ds), {}, None, None
         if kind == "report":
             release_engines()  # it loads its candidates one at a time, and frees them
-            report, loaded = REPORTS[step.stage](ds, **kwargs), ()
+            report, loaded = _report_once(ds, REPORTS[step.stage], kwargs, step, index, checkpoint_dir), ()
         elif kind == "map" and (checkpoint_dir is not None or ray) and len(ds):
             ds, measured = _map_exactly_once(ds, MAP_STAGES[step.stage], kwargs, step, index, checkpoint_dir, ray)
         elif kind == "map":
@@ -126,6 +127,16 @@ def cache_keys(models: Any) -> set[tuple]:
             except ValueError:  # a wrong option: the stage itself says so
                 pass
     return keys
+
+
+def _report_once(ds: Dataset, fn, kwargs, step: Step, index: int, checkpoint_dir) -> Any:
+    """A report stage, kept in its own checkpoint sub-directory when there is one, so a resumed
+    build reads its result back rather than running its candidates again."""
+    if checkpoint_dir is None:
+        return fn(ds, **kwargs)
+    from ..runners.report_once import report_once
+
+    return report_once(ds, fn, kwargs, Path(checkpoint_dir) / f"{index:02d}-{step.stage}")
 
 
 def _map_exactly_once(
