@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetInfo, Features
 
-from ..engines.base import GPU_ROWS_IN_FLIGHT
+from ..engines.base import CPU_ROWS_IN_FLIGHT, GPU_ROWS_IN_FLIGHT
 from ..engines.models import ModelSpec
 from ..stages.table import stage_of
 from .checkpoint import resume, run_batch
@@ -38,6 +38,9 @@ from .run_identity import Step
 __all__ = ["StepsActor", "run_on_ray"]
 
 BATCH_COLUMN = "__magpie_batch"  # which fixed batch a Ray row belongs to (dropped before the steps see it)
+# how long the first batches wait for the pool's actors to start and load their engines (a large
+# model from network storage onto a new node can take many minutes); past it the run fails
+ACTOR_START_S = 1800
 
 
 def _tensor_parallel_size(steps: Sequence[Step]) -> int:
@@ -98,20 +101,18 @@ class StepsActor:
 
 
 def actor_in_flight(gpus: float, batch_size: int, batches: int, actors: int) -> int:
-    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`). A GPU actor: enough
-    for twice the rows one GPU engine decodes at once (`GPU_ROWS_IN_FLIGHT`), but no more than its
-    share of the run's `batches`, since Ray Data hands a starting pool's first actor as many
-    batches as it may hold. A CPU actor: 1, since even a share let the first actor of a short run
-    finish its batches and take the rest before the second had started (the two-node test saw it).
+    """Batches an actor computes at once by default (`run_on_ray`'s `in_flight`): enough for twice
+    the rows its engine decodes at once by default (`GPU_ROWS_IN_FLIGHT` on a GPU actor,
+    `CPU_ROWS_IN_FLIGHT` on a CPU one), but no more than its share of the run's `batches`, so the
+    first batches go round the whole pool rather than filling its first actor.
 
     >>> actor_in_flight(1.0, 64, batches=10_000, actors=8), actor_in_flight(0.0, 64, 10_000, 2)
-    (32, 1)
+    (32, 8)
     >>> actor_in_flight(1.0, 4096, 10_000, 8), actor_in_flight(1.0, 64, batches=40, actors=4)
     (1, 10)
     """
-    if not gpus:
-        return 1
-    return max(1, min(batches_to_fill(GPU_ROWS_IN_FLIGHT, batch_size), -(-batches // actors)))
+    fill = batches_to_fill(GPU_ROWS_IN_FLIGHT if gpus else CPU_ROWS_IN_FLIGHT, batch_size)
+    return max(1, min(fill, -(-batches // actors)))
 
 
 def _cluster_resources(tensor_parallel_size: int = 1) -> tuple[int, float, float]:
@@ -156,9 +157,12 @@ def run_on_ray(
 
     `in_flight`: batches each actor computes at once (a threaded actor; their engine calls join
     one engine loop, as in `run_resumable`), so an actor's engine is not idle while one batch
-    waits for its slowest row. Default (None): on GPU actors enough batches for twice the rows one
-    GPU engine decodes at once (`GPU_ROWS_IN_FLIGHT`), at most each actor's share of the batches
-    left to run; on CPU actors 1 (`actor_in_flight` says why).
+    waits for its slowest row. Default (None): enough batches for twice the rows one engine
+    decodes at once (`GPU_ROWS_IN_FLIGHT` on GPU actors, `CPU_ROWS_IN_FLIGHT` on CPU ones), at most
+    each actor's share of the batches left to run (`actor_in_flight`). No batch goes out before
+    every actor of the pool has started and loaded its engines (up to `ACTOR_START_S`; Ray Data's
+    `DataContext.wait_for_min_actors_s`, where you set it, wins): an actor that started first
+    would otherwise take batches another was due, and on a short run finish them all alone.
     """
     import ray
 
@@ -226,18 +230,25 @@ def _ray_batches(
     for i in todo:  # one Ray block per fixed batch, tagged with its index
         part = source[i * batch_size : min((i + 1) * batch_size, len(ds))]
         blocks.append(part.append_column(BATCH_COLUMN, pa.array([i] * part.num_rows, pa.int64())))
-    with warnings.catch_warnings():
-        # Ray >= 2.60 marks actor options passed as keywords deprecated, but max_restarts and
-        # max_task_retries have no other way into map_batches yet.
-        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
-        results = ray.data.from_arrow(blocks).map_batches(
-            StepsActor,
-            fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
-            batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
-            batch_format="pyarrow",
-            zero_copy_batch=True,
-            **options,
-        )
+    context = ray.data.DataContext.get_current()  # a dataset keeps a copy of it from its creation
+    waited = context.wait_for_min_actors_s
+    if waited <= 0:  # Ray's default: batches go to the first actors up while the others start
+        context.wait_for_min_actors_s = ACTOR_START_S
+    try:
+        with warnings.catch_warnings():
+            # Ray >= 2.60 marks actor options passed as keywords deprecated, but max_restarts and
+            # max_task_retries have no other way into map_batches yet.
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
+            results = ray.data.from_arrow(blocks).map_batches(
+                StepsActor,
+                fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
+                batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
+                batch_format="pyarrow",
+                zero_copy_batch=True,
+                **options,
+            )
+    finally:
+        context.wait_for_min_actors_s = waited
     expected = {i: min((i + 1) * batch_size, len(ds)) - i * batch_size for i in todo}
     pending: dict[int, list[pa.Table]] = {}
     # Ray may split or merge blocks on the way back: regroup rows by their batch index.
