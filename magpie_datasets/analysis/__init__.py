@@ -18,6 +18,7 @@ FAISS, scikit-learn, umap-learn, spaCy) are imported only when a measurement run
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..extras import install_line, installed
 from .ablation import decoding_ablation
@@ -31,7 +32,10 @@ MEASUREMENTS = ("coverage", "topic_diversity", "root_verbs", "decoding_ablation"
                 "length_distribution", "compatibility_adjusted_reward")
 
 __all__ = ["MEASUREMENTS", "compatibility_adjusted_reward", "coverage", "unavailable", "decoding_ablation", "label_distribution", "length_distribution",
-           "measurement_path", "root_verbs", "topic_diversity"]
+           "measurement_info", "measurement_path", "root_verbs", "topic_diversity"]
+
+MAGPIE_CITATION = """@article{xu2024magpie, title={Magpie: Alignment Data Synthesis from Scratch by Prompting Aligned
+LLMs with Nothing}, author={Xu, Zhangchen and others}, journal={arXiv preprint arXiv:2406.08464}, year={2024}}"""
 
 
 def measurement_path(name: str) -> str:
@@ -43,6 +47,22 @@ def measurement_path(name: str) -> str:
     if name not in MEASUREMENTS:
         raise ValueError(f"no measurement {name!r}: give one of {MEASUREMENTS}.")
     return str(Path(__file__).resolve().parent / "measurements" / name)
+
+
+def measurement_info(description: str, inputs: str, features: Mapping[str, str], citation: str = MAGPIE_CITATION) -> Any:
+    """The `evaluate.MeasurementInfo` of one of our measurement modules: its texts, and its input
+    columns as `{name: dtype of a datasets.Value}`; the citation defaults to the Magpie paper.
+
+    >>> measurement_info("Mean length.", "data: lengths", {"data": "float64"}).features
+    {'data': Value('float64')}
+    """
+    import datasets
+    import evaluate
+
+    return evaluate.MeasurementInfo(
+        module_type="measurement", description=description, citation=citation, inputs_description=inputs,
+        features=datasets.Features({name: datasets.Value(dtype) for name, dtype in features.items()}),
+    )
 
 
 def unavailable(*, references: bool = False, projection: str = "tsne") -> dict[str, str]:

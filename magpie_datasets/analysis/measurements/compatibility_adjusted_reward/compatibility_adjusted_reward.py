@@ -4,10 +4,9 @@
     # {"rows": 2, "scored": 2, "mean_reward": 0.8, "mean_base_loss": 1.4, "beta": 3.0, "car": 0.153...}
 """
 
-import datasets
 import evaluate
 
-from magpie_datasets.analysis import compatibility_adjusted_reward
+from magpie_datasets.analysis import compatibility_adjusted_reward, measurement_info
 
 _DESCRIPTION = """A response generator's mean reward discounted by the base model's mean loss on its answers,
 CAR = r / (1 + beta * L) (Xu et al., arXiv 2411.07133); answers without a reward or a loss are left out."""
@@ -28,11 +27,7 @@ booktitle={NAACL}, year={2025}}"""
 
 class CompatibilityAdjustedReward(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"rewards": datasets.Value("float64"), "losses": datasets.Value("float64")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"rewards": "float64", "losses": "float64"}, citation=_CITATION)
 
     def _compute(self, rewards, losses, beta=3.0):
         return compatibility_adjusted_reward(rewards, losses, beta)

@@ -6,10 +6,9 @@
 The references go in `reference_sets` (name -> list of texts): `evaluate` reserves `references`.
 """
 
-import datasets
 import evaluate
 
-from magpie_datasets.analysis import coverage
+from magpie_datasets.analysis import coverage, measurement_info
 
 _DESCRIPTION = """Share of each reference's texts whose nearest text of this dataset, in a joint sentence
 embedding, is within the dataset's radius (the median distance from its texts to their nearest other text),
@@ -28,16 +27,10 @@ Returns:
     figure (matplotlib Figure).
 """
 
-_CITATION = """@article{xu2024magpie, title={Magpie: Alignment Data Synthesis from Scratch by Prompting Aligned
-LLMs with Nothing}, author={Xu, Zhangchen and others}, journal={arXiv preprint arXiv:2406.08464}, year={2024}}"""
-
 
 class Coverage(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION, features=datasets.Features({"data": datasets.Value("string")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"data": "string"})
 
     def _compute(self, data, reference_sets=None, sample_size=10_000, embedding_model=None, projection="tsne",
                  seed=0):

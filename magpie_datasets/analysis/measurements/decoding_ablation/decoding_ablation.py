@@ -9,9 +9,9 @@
 keyword arguments, one value per row (leave out a column the dataset lacks).
 """
 
-import datasets
 import evaluate
 
+from magpie_datasets.analysis import measurement_info
 from magpie_datasets.analysis.ablation import ablation
 
 _DESCRIPTION = """Per step-1 decoding setting (temperature, top-p): row count, mean input quality (1 = very poor ...
@@ -27,17 +27,10 @@ Returns:
     configurations (list of {temperature, top_p, rows, mean_quality, mean_difficulty, mean_min_neighbor_distance}).
 """
 
-_CITATION = """@article{xu2024magpie, title={Magpie: Alignment Data Synthesis from Scratch by Prompting Aligned
-LLMs with Nothing}, author={Xu, Zhangchen and others}, journal={arXiv preprint arXiv:2406.08464}, year={2024}}"""
-
 
 class DecodingAblation(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"temperature": datasets.Value("float64"), "top_p": datasets.Value("float64")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"temperature": "float64", "top_p": "float64"})
 
     def _compute(self, temperature, top_p, input_quality=None, difficulty=None, min_neighbor_distance=None):
         return ablation(temperature, top_p, input_quality, difficulty, min_neighbor_distance)

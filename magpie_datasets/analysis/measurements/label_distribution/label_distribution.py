@@ -4,10 +4,9 @@
     # {"column": "input_quality", "counts": {"good": 2, "poor": 1}, "shares": {...}, "labelled": 3, "unlabelled": 0}
 """
 
-import datasets
 import evaluate
 
-from magpie_datasets.analysis import label_distribution
+from magpie_datasets.analysis import label_distribution, measurement_info
 
 _DESCRIPTION = """Rows per label of a string column, as the dataset cards of magpie_datasets count them: the given
 order first, then the other labels by count; null and empty values are counted apart."""
@@ -26,10 +25,7 @@ _CITATION = ""
 
 class LabelDistribution(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION, features=datasets.Features({"data": datasets.Value("string")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"data": "string"}, citation=_CITATION)
 
     def _compute(self, data, column="data", order=None):
         return label_distribution(data, column, order=order)

@@ -4,10 +4,9 @@
     # {"column": "response_length", "count": 3, "mean": 3.0, "median": 2.0, "min": 1.0, "max": 6.0, "histogram": ...}
 """
 
-import datasets
 import evaluate
 
-from magpie_datasets.analysis import length_distribution
+from magpie_datasets.analysis import length_distribution, measurement_info
 
 _DESCRIPTION = """Count, mean, median, min, max and histogram of a numeric column (e.g. instruction_length), as the
 dataset cards of magpie_datasets compute them; nulls and NaN are dropped."""
@@ -25,10 +24,7 @@ _CITATION = ""
 
 class LengthDistribution(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION, features=datasets.Features({"data": datasets.Value("float64")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"data": "float64"}, citation=_CITATION)
 
     def _compute(self, data, column="data"):
         return length_distribution(data, column)

@@ -4,10 +4,9 @@
     # {"root_verbs": [{"verb": "write", "count": 1, "objects": [{"noun": "poem", "count": 1}]}], ...}
 """
 
-import datasets
 import evaluate
 
-from magpie_datasets.analysis import root_verbs
+from magpie_datasets.analysis import measurement_info, root_verbs
 
 _DESCRIPTION = """The commonest root verbs of the texts' first sentences and, for each, its commonest direct-object
 nouns, parsed with spaCy's English pipeline, with a two-ring sunburst (Magpie paper fig. 10, after Self-Instruct)."""
@@ -30,10 +29,7 @@ Instructions}, author={Wang, Yizhong and others}, journal={arXiv preprint arXiv:
 
 class RootVerbs(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION, features=datasets.Features({"data": datasets.Value("string")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"data": "string"}, citation=_CITATION)
 
     def _compute(self, data, top_verbs=20, top_objects=5, sample_size=None, seed=0):
         return root_verbs(data, top_verbs=top_verbs, top_objects=top_objects, sample_size=sample_size, seed=seed)

@@ -4,10 +4,9 @@
     # {"topic_diversity": 0.6..., "sample_size": 3, "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}
 """
 
-import datasets
 import evaluate
 
-from magpie_datasets.analysis import topic_diversity
+from magpie_datasets.analysis import measurement_info, topic_diversity
 
 _DESCRIPTION = """Mean pairwise cosine distance of sentence embeddings of the texts (UltraChat's topic
 diversity, Magpie paper table 6), on a uniform sample. Higher is more diverse; duplicated texts lower it."""
@@ -23,16 +22,10 @@ Returns:
     topic_diversity (float), sample_size (int), embedding_model (str).
 """
 
-_CITATION = """@article{xu2024magpie, title={Magpie: Alignment Data Synthesis from Scratch by Prompting Aligned
-LLMs with Nothing}, author={Xu, Zhangchen and others}, journal={arXiv preprint arXiv:2406.08464}, year={2024}}"""
-
 
 class TopicDiversity(evaluate.Measurement):
     def _info(self):
-        return evaluate.MeasurementInfo(
-            module_type="measurement", description=_DESCRIPTION, citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION, features=datasets.Features({"data": datasets.Value("string")}),
-        )
+        return measurement_info(_DESCRIPTION, _KWARGS_DESCRIPTION, {"data": "string"})
 
     def _compute(self, data, sample_size=10_000, embedding_model=None, seed=0):
         return topic_diversity(data, sample_size=sample_size, embedding_model=embedding_model, seed=seed)
