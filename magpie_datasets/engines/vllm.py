@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 _DEFAULTS = {
     "enable_prefix_caching": True,  # every prompt of a stage shares the template's prefix
     # vLLM's scheduler then reports its KV-cache use, which the progress bars show (`occupancy`);
-    # on 2 CPU cores tokens/s with and without it differed by less than the machine's noise
+    # what it costs: bench/results/vllm_log_stats.json
     "disable_log_stats": False,
 }
 _CPU_DEFAULTS = {

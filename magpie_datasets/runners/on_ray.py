@@ -230,25 +230,23 @@ def _ray_batches(
     for i in todo:  # one Ray block per fixed batch, tagged with its index
         part = source[i * batch_size : min((i + 1) * batch_size, len(ds))]
         blocks.append(part.append_column(BATCH_COLUMN, pa.array([i] * part.num_rows, pa.int64())))
-    context = ray.data.DataContext.get_current()  # a dataset keeps a copy of it from its creation
-    waited = context.wait_for_min_actors_s
-    if waited <= 0:  # Ray's default: batches go to the first actors up while the others start
-        context.wait_for_min_actors_s = ACTOR_START_S
-    try:
-        with warnings.catch_warnings():
-            # Ray >= 2.60 marks actor options passed as keywords deprecated, but max_restarts and
-            # max_task_retries have no other way into map_batches yet.
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
-            results = ray.data.from_arrow(blocks).map_batches(
-                StepsActor,
-                fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
-                batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
-                batch_format="pyarrow",
-                zero_copy_batch=True,
-                **options,
-            )
-    finally:
-        context.wait_for_min_actors_s = waited
+    with warnings.catch_warnings():
+        # Ray >= 2.60 marks actor options passed as keywords deprecated, but max_restarts and
+        # max_task_retries have no other way into map_batches yet.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
+        results = ray.data.from_arrow(blocks).map_batches(
+            StepsActor,
+            fn_constructor_kwargs={"steps": list(steps), "features": ds.features},
+            batch_size=None,  # a whole block, i.e. exactly one fixed batch, per call
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            **options,
+        )
+    # the dataset's own copy of the caller's DataContext (its plan runs on it): the process-wide
+    # one is left as it was. Ray's default (<= 0) hands batches to the first actors up while the
+    # others start; a value the caller set wins
+    if results.context.wait_for_min_actors_s <= 0:
+        results.context.wait_for_min_actors_s = ACTOR_START_S
     expected = {i: min((i + 1) * batch_size, len(ds)) - i * batch_size for i in todo}
     pending: dict[int, list[pa.Table]] = {}
     # Ray may split or merge blocks on the way back: regroup rows by their batch index.
